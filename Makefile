@@ -1,0 +1,61 @@
+# The two commands a new user needs:
+#   make demo   start the sandbox, run the checks against it, print the verdict, stop it
+#   make test   run the suite's own tests
+# Both install what they need first (a .venv, Debian packages when missing) and skip what is
+# already installed, so a second run starts in seconds.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+# Debian packages the sandbox runs: binary to look for -> package that provides it.
+DEB_NEEDS := /usr/lib/postgresql/*/bin/postgres:postgresql \
+             /usr/lib/postgresql/*/lib/pg_stat_statements.so:postgresql-contrib \
+             redis-server:redis-server \
+             prometheus:prometheus \
+             promtool:prometheus \
+             prometheus-alertmanager:prometheus-alertmanager \
+             amtool:prometheus-alertmanager
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint install deps venv clean
+
+demo: install
+	$(BIN)/playbook demo $(PYTEST_ARGS)
+
+test: install
+	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+install: venv deps
+
+venv: $(STAMPS)/venv
+
+$(STAMPS)/venv: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python >= 3.11 is needed ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+deps:
+	@missing=""; for need in $(DEB_NEEDS); do \
+	  bin=$${need%%:*}; pkg=$${need##*:}; \
+	  if ! compgen -G "$$bin" >/dev/null && ! command -v "$$bin" >/dev/null; then \
+	    case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages:$$missing - run: sudo apt-get install --no-install-recommends$$missing"; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+
+clean:
+	-$(BIN)/playbook sandbox down
+	rm -rf $(VENV) $(STAMPS) reports .sandbox

@@ -1,0 +1,264 @@
+"""The pytest plugin: options, markers, fixtures, Allure labels and the run's verdict.
+
+Loaded by the root conftest.py. A "suite run" is one that collects checks/, loadtests/ or
+gameday/: it loads the profile before any test (a bad profile stops the run with one line),
+writes Allure results to reports/allure-results and JUnit XML to reports/junit.xml unless told
+otherwise, and ends with the verdict: the most severe failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from playbook import config as profiles
+from playbook import severity as sev
+
+SUITE_DIRS = ("checks", "loadtests", "gameday")
+PROFILE_KEY = pytest.StashKey[profiles.Profile]()
+FACTS_KEY = pytest.StashKey[dict[str, Any]]()
+DEADLINE_KEY = pytest.StashKey[float]()
+_failures: list[dict[str, str]] = []  # filled on the controller, also under xdist
+PLAYBOOK_DOC = "https://github.com/candlefish-ai/security-dashboard/blob/main/PLAYBOOK.md"
+
+
+def reports_dir(rootdir: Path | None = None) -> Path:
+    root = rootdir or Path(__file__).resolve().parent.parent
+    return Path(os.environ.get("PLAYBOOK_REPORTS") or root / "reports")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("playbook", "Security Dashboard playbook")
+    group.addoption("--env", default=None, help="profile: a bundled name (local, staging, "
+                    "production) or a path to a YAML file; default $PLAYBOOK_ENV or local")
+    group.addoption("--verdict-file", default=None,
+                    help="where to write the verdict JSON (default reports/verdict.json)")
+
+
+def _suite_run(config: pytest.Config) -> bool:
+    for arg in config.args:
+        parts = Path(arg.split("::")[0]).resolve().parts
+        if any(d in parts for d in SUITE_DIRS):
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "severity(level): the check's playbook severity, P0..P3")
+    config.addinivalue_line("markers", "incident_type(name): the playbook's incident type "
+                            "(service outage, performance, security, data, infrastructure, "
+                            "third-party)")
+    config.addinivalue_line("markers", "requires(section): skip unless the profile has this "
+                            "section")
+    config.stash[FACTS_KEY] = {}
+    _failures.clear()
+    if not _suite_run(config):
+        return
+    try:
+        profile = profiles.load(config.getoption("env"))
+    except profiles.ProfileError as e:
+        raise pytest.UsageError(f"profile error: {e}") from None
+    config.stash[PROFILE_KEY] = profile
+    config.stash[DEADLINE_KEY] = time.monotonic() + profile.run.budget_seconds
+    reports = reports_dir(Path(str(config.rootpath)))
+    if getattr(config.option, "allure_report_dir", "unset") is None:
+        config.option.allure_report_dir = str(reports / "allure-results")
+    if getattr(config.option, "xmlpath", "unset") is None:
+        config.option.xmlpath = str(reports / "junit.xml")
+    if config.getoption("verdict_file") is None:
+        config.option.verdict_file = str(reports / "verdict.json")
+
+
+def _profile(config: pytest.Config) -> profiles.Profile:
+    if PROFILE_KEY not in config.stash:
+        try:
+            config.stash[PROFILE_KEY] = profiles.load(config.getoption("env"))
+        except profiles.ProfileError as e:
+            pytest.exit(f"profile error: {e}", returncode=4)
+    return config.stash[PROFILE_KEY]
+
+
+def _marker_arg(item: pytest.Item, name: str) -> str | None:
+    marker = item.get_closest_marker(name)
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        level = _marker_arg(item, "severity")
+        in_suite = any(d in Path(str(item.path)).parts for d in SUITE_DIRS)
+        if level is None:
+            if in_suite:
+                unmarked.append(item.nodeid)
+            continue
+        if level not in sev.LEVELS:
+            raise pytest.UsageError(f"{item.nodeid}: severity must be P0..P3, got {level!r}")
+        item.add_marker(pytest.mark.allure_label(sev.ALLURE[level], label_type="severity"))
+        item.add_marker(pytest.mark.allure_label(level, label_type="tag"))
+        kind = _marker_arg(item, "incident_type")
+        if kind:
+            item.add_marker(pytest.mark.allure_label(kind, label_type="feature"))
+    if unmarked:
+        raise pytest.UsageError("every check needs @pytest.mark.severity('P0'..'P3'); missing on "
+                                + ", ".join(unmarked))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    config = item.config
+    section = _marker_arg(item, "requires")
+    if section is not None:
+        profile = _profile(config)
+        if getattr(profile, section, None) is None:
+            pytest.skip(f"profile {profile.name} has no `{section}` section")
+    deadline = config.stash.get(DEADLINE_KEY, None)
+    if deadline is not None and time.monotonic() > deadline:
+        budget = _profile(config).run.budget_seconds
+        pytest.fail(f"the run's budget of {budget:g} s is used up; this check did not start "
+                    "(raise run.budget_seconds or look for a hanging target)", pytrace=False)
+
+
+def _failure_message(excinfo: pytest.ExceptionInfo[BaseException] | None, report: Any) -> str:
+    if excinfo is None:
+        return str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext else ""
+    exc = excinfo.value
+    text = str(exc)
+    if isinstance(exc, AssertionError):
+        # Drop pytest's rewritten-assert explanation: the sentence is the message.
+        text = text.split("\nassert ")[0]
+    elif not isinstance(exc, pytest.fail.Exception):
+        text = f"{type(exc).__name__}: {text}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report = yield
+    level = _marker_arg(item, "severity")
+    if report.failed and level is not None:
+        exc = call.excinfo.value if call.excinfo else None
+        if isinstance(exc, sev.CheckFailed):
+            level = exc.severity
+            _allure_dynamic("severity", sev.ALLURE[level])
+        report.user_properties.append(("playbook_failure", {
+            "severity": level, "message": _failure_message(call.excinfo, report)}))
+    return report
+
+
+def _allure_dynamic(kind: str, value: str) -> None:
+    try:
+        import allure
+
+        getattr(allure.dynamic, kind)(value)
+    except Exception:  # allure not active in this run: the label is only decoration
+        pass
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "playbook_failure":
+            _failures.append({"test": report.nodeid, **value})
+
+
+def verdict(failures: list[dict[str, str]]) -> dict[str, Any]:
+    worst = sev.worst(f["severity"] for f in failures)
+    ordered = sorted(failures, key=lambda f: sev.LEVELS.index(f["severity"]))
+    return {"verdict": worst or "healthy", "failures": ordered}
+
+
+def verdict_line(result: dict[str, Any]) -> str:
+    if result["verdict"] == "healthy":
+        return "verdict: healthy"
+    first = result["failures"][0]
+    more = len(result["failures"]) - 1
+    extra = f" (+{more} more failed check{'s' if more > 1 else ''})" if more else ""
+    return f"verdict: {result['verdict']} - {first['message']}{extra}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    # Outermost wrapper: runs after the terminal reporter's summary, so the verdict is last.
+    result = yield
+    config = session.config
+    if PROFILE_KEY not in config.stash or not _suite_run(config):
+        return result
+    outcome = verdict(_failures)
+    path = config.getoption("verdict_file")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(outcome, indent=2) + "\n")
+    _write_allure_environment(config)
+    if not hasattr(config, "workerinput"):
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            markup = {"green": True} if outcome["verdict"] == "healthy" else {"red": True,
+                                                                              "bold": True}
+            tr.write_line(verdict_line(outcome), **markup)
+    return result
+
+
+def _write_allure_environment(config: pytest.Config) -> None:
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    if not alluredir or hasattr(config, "workerinput"):
+        return
+    profile = config.stash[PROFILE_KEY]
+    facts = config.stash[FACTS_KEY]
+    env = {"Profile": profile.name, "Profile.File": profile.source,
+           "Target": profile.service.base_url, "Production": str(profile.production).lower(),
+           "Service.Version": facts.get("version", "unknown")}
+    Path(alluredir).mkdir(parents=True, exist_ok=True)
+    lines = [f"{k}={str(v).replace(chr(10), ' ')}" for k, v in env.items()]
+    (Path(alluredir) / "environment.properties").write_text("\n".join(lines) + "\n")
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> profiles.Profile:
+    return _profile(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def facts(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """What checks learned about the target (e.g. its version) for the report's environment."""
+    return pytestconfig.stash[FACTS_KEY]
+
+
+@pytest.fixture(scope="session")
+def http(profile: profiles.Profile) -> Iterator[httpx.Client]:
+    """One HTTP client per session with the profile's timeouts. Redirects are not followed: a
+    health endpoint that redirects to a login page is a finding, not a pass."""
+    timeout = profile.service.timeout
+    with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+                      follow_redirects=False,
+                      headers={"user-agent": "security-dashboard-playbook"}) as client:
+        yield client
+
+
+def attach_json(name: str, data: Any) -> None:
+    """Evidence for the Allure report; a no-op when Allure is not collecting."""
+    try:
+        import allure
+
+        allure.attach(json.dumps(data, indent=2, default=str), name=name,
+                      attachment_type=allure.attachment_type.JSON)
+    except Exception:
+        pass
+
+
+def attach_text(name: str, text: str) -> None:
+    try:
+        import allure
+
+        allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+    except Exception:
+        pass

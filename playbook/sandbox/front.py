@@ -1,0 +1,99 @@
+"""The sandbox's load balancer: one port in front of the backend's replicas.
+
+Like a Kubernetes Service behind an ALB, it routes round-robin to the replicas whose readiness
+probe passes (the controller publishes them in endpoints.json). When none is ready it fails
+open to the running ones, as an ALB does when every target is unhealthy, so that /api/ready
+still tells *why*. With no replica at all it answers 502 with an HTML page, like a real one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ENDPOINTS = Path(os.environ.get("SANDBOX_ENDPOINTS", "/nonexistent"))
+HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
+              b"proxy-connection"}
+BAD_GATEWAY = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+               b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>front</center>\r\n"
+               b"</body>\r\n</html>\r\n")
+
+
+class Upstreams:
+    def __init__(self, path: Path) -> None:
+        self.path, self.checked, self.mtime = path, 0.0, -1.0
+        self.targets: list[str] = []
+        self.cycle = itertools.cycle([""])
+
+    def pick(self) -> list[str]:
+        """The targets to try for one request, starting at the next in round-robin order."""
+        now = time.monotonic()
+        if now - self.checked > 0.1:
+            self.checked = now
+            try:
+                mtime = self.path.stat().st_mtime
+                if mtime != self.mtime:
+                    data = json.loads(self.path.read_text())
+                    self.mtime = mtime
+                    self.targets = data.get("ready") or data.get("running") or []
+                    self.cycle = itertools.cycle(range(len(self.targets)))
+            except (OSError, ValueError):
+                pass
+        if not self.targets:
+            return []
+        start = next(self.cycle)
+        return self.targets[start:] + self.targets[:start]
+
+
+upstreams = Upstreams(ENDPOINTS)
+client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=0.5),
+                           limits=httpx.Limits(max_connections=200,
+                                               max_keepalive_connections=50))
+
+
+async def _read_body(receive: Any) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def app(scope: dict, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = await _read_body(receive)
+    path = scope["raw_path"].decode() or scope["path"]
+    if scope.get("query_string"):
+        path += "?" + scope["query_string"].decode()
+    headers = [(k, v) for k, v in scope["headers"]
+               if k.lower() not in HOP_BY_HOP | {b"host", b"content-length"}]
+    client_ip = (scope.get("client") or ("", 0))[0]
+    headers.append((b"x-forwarded-for", client_ip.encode()))
+    for target in upstreams.pick()[:3]:
+        try:
+            resp = await client.request(scope["method"], target + path, headers=headers,
+                                        content=body)
+        except httpx.TransportError:
+            continue  # a replica that died between probes: try the next one
+        out = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": resp.content})
+        return
+    await send({"type": "http.response.start", "status": 502,
+                "headers": [(b"content-type", b"text/html")]})
+    await send({"type": "http.response.body", "body": BAD_GATEWAY})
