@@ -1,0 +1,178 @@
+"""Fixtures for the suite's own tests: a real sandbox on free ports, and a way to run the
+suite's checks against it as a user would (a pytest subprocess) and read the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from playbook import config
+from playbook.sandbox import control
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = config.BUNDLED / "local.yaml"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(n: int) -> int:
+    """The first of n consecutive free ports on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - n)
+        if all(_free(base + i) for i in range(n)):
+            return base
+    raise RuntimeError("no block of free ports found")
+
+
+def _rewrite(value: Any, mapping: dict[int, int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _rewrite(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, mapping) for v in value]
+    if isinstance(value, str):
+        for old, new in mapping.items():
+            value = value.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+        return value
+    return value
+
+
+def write_sandbox_profile(directory: Path, **overrides: Any) -> Path:
+    """local.yaml with every sandbox port moved to a free one and a private state dir.
+
+    URLs anywhere in the profile that point at a sandbox port follow it. `overrides` are merged
+    into the top-level sections (e.g. service={"timeout": 1})."""
+    raw = yaml.safe_load(LOCAL.read_text())
+    ports = raw["sandbox"]["ports"]
+    base = free_port_block(len(ports) + 40)
+    mapping: dict[int, int] = {}
+    names = [k for k in ports if k != "replica_base"]
+    for i, name in enumerate(names):
+        mapping[ports[name]] = base + i
+        ports[name] = base + i
+    ports["replica_base"] = base + len(names) + 5
+    raw = _rewrite(raw, mapping)
+    # The state dir must be reachable by the `postgres` user when we are root: not under
+    # pytest's 0700 tmp directories.
+    state = Path(tempfile.mkdtemp(prefix="playbook-sandbox-"))
+    state.chmod(0o755)
+    raw["sandbox"]["state_dir"] = str(state)
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    path = directory / "sandbox-profile.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@dataclass
+class Sandbox:
+    path: Path
+    profile: config.Profile
+    state: dict[str, Any]
+
+    @property
+    def dir(self) -> Path:
+        assert self.profile.sandbox is not None
+        return Path(self.profile.sandbox.state_dir)
+
+    def refresh(self) -> dict[str, Any]:
+        self.state = control.read_state(self.profile) or {}
+        return self.state
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self.refresh().get("pods", [])
+
+    def pid(self, component: str) -> int:
+        return self.refresh()["components"][component]["pid"]
+
+
+def start_sandbox(tmp: Path, **overrides: Any) -> Sandbox:
+    path = write_sandbox_profile(tmp, **overrides)
+    profile = config.load(str(path))
+    state = control.up(profile, echo=lambda *_: None)
+    return Sandbox(path, profile, state)
+
+
+def stop_sandbox(sb: Sandbox) -> None:
+    import shutil
+
+    try:
+        control.down(sb.profile, echo=lambda *_: None)
+    finally:
+        shutil.rmtree(sb.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One healthy sandbox for the tests that only read from it. Tests that break things use
+    `fresh_sandbox` (their own) so they cannot leak a fault into their neighbours."""
+    sb = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield sb
+    finally:
+        stop_sandbox(sb)
+
+
+@pytest.fixture
+def fresh_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    sb = start_sandbox(tmp_path)
+    try:
+        yield sb
+    finally:
+        stop_sandbox(sb)
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    verdict: dict[str, Any]
+    junit: Path
+    allure: Path
+
+    def failure(self, test_substring: str) -> dict[str, str] | None:
+        for f in self.verdict.get("failures", []):
+            if test_substring in f["test"]:
+                return f
+        return None
+
+    def failed_tests(self) -> list[str]:
+        return [f["test"] for f in self.verdict.get("failures", [])]
+
+
+def run_suite(profile_path: Path | str, *paths: str, tmp: Path, extra: list[str] | None = None,
+              timeout: float = 300, env: dict[str, str] | None = None) -> SuiteRun:
+    """Run the suite (checks/ by default) against a profile in a pytest subprocess."""
+    reports = tmp / "reports"
+    argv = [sys.executable, "-m", "pytest", *(paths or ("checks",)), "--env", str(profile_path),
+            "-p", "no:cacheprovider", "-q", "--alluredir", str(reports / "allure-results"),
+            "--junitxml", str(reports / "junit.xml"),
+            "--verdict-file", str(reports / "verdict.json"), *(extra or [])]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PLAYBOOK_REPORTS": str(reports), **(env or {})})
+    out = proc.stdout + proc.stderr
+    vfile = reports / "verdict.json"
+    verdict = json.loads(vfile.read_text()) if vfile.exists() else {}
+    return SuiteRun(proc.returncode, out, verdict, reports / "junit.xml",
+                    reports / "allure-results")
