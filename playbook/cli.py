@@ -94,8 +94,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             control.down(profile)
         except control.SandboxError as e:
             print(f"playbook: {e}", file=sys.stderr)
-    results = Path(os.environ.get("PLAYBOOK_REPORTS", ROOT / "reports"))
-    print(f"Allure results: {results / 'allure-results'}  verdict: {results / 'verdict.json'}")
+    results = Path(os.environ.get("PLAYBOOK_REPORTS") or ROOT / "reports")
+    print(f"Allure results: {results / 'allure-results'}")
+    try:
+        outcome = json.loads((results / "verdict.json").read_text())
+        print(f"verdict: {outcome['verdict']} ({len(outcome['failures'])} failed checks; "
+              f"{results / 'verdict.json'})")
+    except (OSError, ValueError, KeyError):
+        print("verdict: none - the checks did not run to the end")
     return code
 
 
