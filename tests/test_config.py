@@ -79,7 +79,7 @@ def test_bad_profiles_name_file_and_key(tmp_path: Path, text: str, expected: str
 
 
 def test_unknown_bundled_name_and_missing_file() -> None:
-    with pytest.raises(config.ProfileError, match="no such bundled profile.*local"):
+    with pytest.raises(config.ProfileError, match=r"no such bundled profile.*local"):
         config.load("nowhere", environ={})
     with pytest.raises(config.ProfileError, match="profile file not found"):
         config.load("/nonexistent/p.yaml", environ={})

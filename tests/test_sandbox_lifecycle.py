@@ -44,8 +44,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert "already running" in again.stdout
         assert time.monotonic() - start < 5
 
-        pids = control._all_pids(control.read_state(profile)) + [
-            control.read_state(profile)["supervisor_pid"]]
+        state = control.read_state(profile)
+        pids = [*control._all_pids(state), state["supervisor_pid"]]
         ports = control.ports(profile)
     finally:
         down = playbook("sandbox", "down", "--env", str(path))
