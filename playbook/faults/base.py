@@ -1,0 +1,206 @@
+"""What every fault shares: inject/revert, the journal, the production guard, and the promise
+that whatever was injected is reverted - on pass, failure, exception, Ctrl-C and SIGTERM, and
+after a SIGKILL through `playbook gameday revert`, which replays the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from playbook.config import Profile
+
+
+class FaultRefused(Exception):
+    """The fault may not be injected here (production guard, blast radius, unhealthy target)."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM during a drill: unwinds like Ctrl-C so that every revert runs."""
+
+
+@dataclass
+class Fault(ABC):
+    """A failure injected on purpose, only through the target's control planes."""
+
+    kind: ClassVar[str]
+    registry: ClassVar[dict[str, type[Fault]]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if getattr(cls, "kind", None):
+            Fault.registry[cls.kind] = cls
+
+    @property
+    @abstractmethod
+    def description(self) -> str: ...
+
+    @abstractmethod
+    def inject(self, ctx: Any) -> None: ...
+
+    @abstractmethod
+    def revert(self, ctx: Any) -> None:
+        """Undo inject(). Idempotent: reverting twice, or what was never injected, is fine."""
+
+    def check_allowed(self, ctx: Any) -> None:  # noqa: B027 - optional hook
+        """Raise FaultRefused when this fault's blast radius exceeds the profile's limit."""
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Fault:
+        try:
+            fault_cls = Fault.registry[record["kind"]]
+        except KeyError:
+            raise ValueError(f"journal entry of unknown fault kind {record.get('kind')!r}") \
+                from None
+        return fault_cls(**record.get("params", {}))
+
+
+def guard(profile: Profile, allow_production: bool) -> None:
+    if profile.production and not allow_production:
+        raise FaultRefused(
+            f"profile {profile.name} is marked production: true - faults are refused unless "
+            "the run passes --allow-production explicitly")
+
+
+# --- the journal ------------------------------------------------------------------------------
+
+
+@dataclass
+class Journal:
+    """Every fault, written (atomically) before it is injected and updated when reverted."""
+
+    path: Path
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def open(cls, path: Path) -> Journal:
+        entries: list[dict[str, Any]] = []
+        if path.exists():
+            try:
+                entries = json.loads(path.read_text())["entries"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}: unreadable game-day journal ({e}); nothing was "
+                                 "reverted - inspect it by hand") from None
+        return cls(path, entries)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".journal.")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"entries": self.entries}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def add(self, fault: Fault, profile: Profile) -> dict[str, Any]:
+        entry = {"id": uuid.uuid4().hex[:12], "kind": fault.kind, "params": fault.params(),
+                 "description": fault.description, "profile": profile.source,
+                 "status": "injecting", "at": time.time()}
+        with self.lock:
+            self.entries.append(entry)
+            self._save()
+        return entry
+
+    def mark(self, entry: dict[str, Any], status: str, error: str | None = None) -> None:
+        with self.lock:
+            entry["status"] = status
+            entry["updated"] = time.time()
+            if error:
+                entry["error"] = error
+            else:
+                entry.pop("error", None)
+            self._save()
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["status"] != "reverted"]
+
+
+# --- inject and always revert -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Within this block SIGTERM raises Interrupted, so `finally` clauses (reverts) run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def injected(fault: Fault, ctx: Any, journal: Journal,
+             on_event: Callable[[str, str], None] | None = None) -> Iterator[Fault]:
+    """Inject `fault` for the duration of the block; revert it whatever happens."""
+    guard(ctx.profile, ctx.allow_production)
+    fault.check_allowed(ctx)
+    entry = journal.add(fault, ctx.profile)
+    with sigterm_unwinds():
+        try:
+            fault.inject(ctx)
+            journal.mark(entry, "injected")
+            if on_event:
+                on_event("injected", fault.description)
+            yield fault
+        finally:
+            revert_entry(fault, ctx, journal, entry)
+            if on_event:
+                on_event("reverted", fault.description)
+
+
+def revert_entry(fault: Fault, ctx: Any, journal: Journal, entry: dict[str, Any],
+                 attempts: int = 3) -> None:
+    """Revert with a few retries; a revert that keeps failing stays in the journal."""
+    error = ""
+    for attempt in range(attempts):
+        try:
+            fault.revert(ctx)
+            journal.mark(entry, "reverted")
+            return
+        except Exception as e:  # keep trying; report precisely if it never works
+            error = f"{type(e).__name__}: {e}"
+            time.sleep(0.5 * (attempt + 1))
+    journal.mark(entry, "revert-failed", error)
+    raise RuntimeError(f"could not revert {fault.description}: {error} - it stays in "
+                       f"{journal.path}; run `playbook gameday revert`")
+
+
+def revert_pending(ctx: Any, journal: Journal, echo: Callable[[str], None] = print) -> int:
+    """`playbook gameday revert`: revert whatever the journal still holds. Returns failures."""
+    failures = 0
+    for entry in journal.pending():
+        try:
+            fault = Fault.from_record(entry)
+        except (ValueError, TypeError) as e:
+            echo(f"cannot rebuild {entry.get('kind')}: {e}")
+            failures += 1
+            continue
+        try:
+            revert_entry(fault, ctx, journal, entry)
+            echo(f"reverted: {entry['description']}")
+        except RuntimeError as e:
+            echo(str(e))
+            failures += 1
+    return failures
