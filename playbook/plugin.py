@@ -70,7 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[DEADLINE_KEY] = time.monotonic() + profile.run.budget_seconds
     reports = reports_dir(Path(str(config.rootpath)))
     if getattr(config.option, "allure_report_dir", "unset") is None:
+        # One run's results; the report generator keeps history and trend across runs.
         config.option.allure_report_dir = str(reports / "allure-results")
+        config.option.clean_alluredir = True
     if getattr(config.option, "xmlpath", "unset") is None:
         config.option.xmlpath = str(reports / "junit.xml")
     if config.getoption("verdict_file") is None:
@@ -102,8 +104,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if level not in sev.LEVELS:
             raise pytest.UsageError(f"{item.nodeid}: severity must be P0..P3, got {level!r}")
-        item.add_marker(pytest.mark.allure_label(sev.ALLURE[level], label_type="severity"))
-        item.add_marker(pytest.mark.allure_label(level, label_type="tag"))
+        _label_severity(item, level)
         kind = _marker_arg(item, "incident_type")
         if kind:
             item.add_marker(pytest.mark.allure_label(kind, label_type="feature"))
@@ -147,19 +148,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         exc = call.excinfo.value if call.excinfo else None
         if isinstance(exc, sev.CheckFailed):
             level = exc.severity
-            _allure_dynamic("severity", sev.ALLURE[level])
+            _label_severity(item, level)
         report.user_properties.append(("playbook_failure", {
             "severity": level, "message": _failure_message(call.excinfo, report)}))
     return report
 
 
-def _allure_dynamic(kind: str, value: str) -> None:
-    try:
-        import allure
-
-        getattr(allure.dynamic, kind)(value)
-    except Exception:  # allure not active in this run: the label is only decoration
-        pass
+def _label_severity(item: pytest.Item, level: str) -> None:
+    """Allure labels for a severity, replacing earlier ones (a CheckFailed may escalate)."""
+    item.own_markers[:] = [
+        m for m in item.own_markers
+        if not (m.name == "allure_label" and m.kwargs.get("label_type") in ("severity", "tag")
+                and m.args and m.args[0] in (*sev.ALLURE.values(), *sev.LEVELS))]
+    item.add_marker(pytest.mark.allure_label(sev.ALLURE[level], label_type="severity"))
+    item.add_marker(pytest.mark.allure_label(level, label_type="tag"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

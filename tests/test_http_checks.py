@@ -61,6 +61,10 @@ def test_health_fails_with_a_sentence(tmp_path: Path, route: tuple, p95: float, 
     assert run.verdict["verdict"] == severity
     assert "Traceback" not in run.output
     assert run.output.rstrip().splitlines()[-1].startswith(f"verdict: {severity} - GET {url}")
+    results = [json.loads(p.read_text()) for p in run.allure.glob("*-result.json")]
+    (health,) = [r for r in results if r["name"] == "test_endpoint_answers[health]"]
+    assert [label["value"] for label in health["labels"] if label["name"] == "severity"] == [
+        {"P0": "blocker", "P1": "critical"}[severity]]
 
 
 def test_ready_names_the_failed_dependency(tmp_path: Path) -> None:
@@ -77,6 +81,13 @@ def test_ready_names_the_failed_dependency(tmp_path: Path) -> None:
                                   "refused)"}
     assert run.verdict["verdict"] == "P1"
     assert run.returncode == 1
+    # Allure: the playbook's P1 is Allure's "critical"; the incident type is the feature.
+    results = [json.loads(p.read_text()) for p in run.allure.glob("*-result.json")]
+    (ready,) = [r for r in results if r["name"] == "test_ready"]
+    labels = {(label["name"], label["value"]) for label in ready["labels"]}
+    assert {("severity", "critical"), ("tag", "P1"), ("feature", "service outage")} <= labels
+    assert ready["status"] == "failed"
+    assert "failed dependency: database" in ready["statusDetails"]["message"]
 
 
 def test_repeated_health_reports_the_failing_attempt(tmp_path: Path) -> None:
