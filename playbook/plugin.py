@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ SUITE_DIRS = ("checks", "loadtests", "gameday")
 PROFILE_KEY = pytest.StashKey[profiles.Profile]()
 FACTS_KEY = pytest.StashKey[dict[str, Any]]()
 DEADLINE_KEY = pytest.StashKey[float]()
+INCIDENT_ID = re.compile(r"INC-[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _failures: list[dict[str, str]] = []  # filled on the controller, also under xdist
 PLAYBOOK_DOC = "https://github.com/candlefish-ai/security-dashboard/blob/main/PLAYBOOK.md"
 
@@ -40,6 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "production) or a path to a YAML file; default $PLAYBOOK_ENV or local")
     group.addoption("--verdict-file", default=None,
                     help="where to write the verdict JSON (default reports/verdict.json)")
+    group.addoption("--incident", default=None, metavar="INC-...",
+                    help="tag the results (Allure, JUnit, verdict) with an incident id")
 
 
 def _suite_run(config: pytest.Config) -> bool:
@@ -67,6 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except profiles.ProfileError as e:
         raise pytest.UsageError(f"profile error: {e}") from None
     config.stash[PROFILE_KEY] = profile
+    incident = config.getoption("incident")
+    if incident is not None and not INCIDENT_ID.fullmatch(incident):
+        raise pytest.UsageError(f"--incident {incident!r}: expected an id like INC-202611261830")
     config.stash[DEADLINE_KEY] = time.monotonic() + profile.run.budget_seconds
     reports = reports_dir(Path(str(config.rootpath)))
     if getattr(config.option, "allure_report_dir", "unset") is None:
@@ -105,12 +112,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if level not in sev.LEVELS:
             raise pytest.UsageError(f"{item.nodeid}: severity must be P0..P3, got {level!r}")
         _label_severity(item, level)
+        incident = config.getoption("incident")
+        if incident:
+            item.add_marker(pytest.mark.allure_label(incident, label_type="tag"))
         kind = _marker_arg(item, "incident_type")
         if kind:
             item.add_marker(pytest.mark.allure_label(kind, label_type="feature"))
     if unmarked:
         raise pytest.UsageError("every check needs @pytest.mark.severity('P0'..'P3'); missing on "
                                 + ", ".join(unmarked))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from _pytest.junitxml import xml_key
+
+    xml = session.config.stash.get(xml_key, None)
+    incident = session.config.getoption("incident")
+    if xml is not None and incident:
+        xml.add_global_property("incident", incident)
+    if xml is not None and PROFILE_KEY in session.config.stash:
+        xml.add_global_property("profile", session.config.stash[PROFILE_KEY].name)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -193,6 +214,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
     if PROFILE_KEY not in config.stash or not _suite_run(config):
         return result
     outcome = verdict(_failures)
+    if config.getoption("incident"):
+        outcome["incident"] = config.getoption("incident")
     path = config.getoption("verdict_file")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

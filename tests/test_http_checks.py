@@ -110,7 +110,8 @@ def test_dead_target_fails_fast(tmp_path: Path) -> None:
     with serve({}) as url:
         pass  # the port is closed again now
     start = time.monotonic()
-    run = run_suite(profile_for(tmp_path, url, timeout=2.0), "checks", tmp=tmp_path)
+    run = run_suite(profile_for(tmp_path, url, timeout=2.0), "checks", tmp=tmp_path,
+                    extra=["--incident", "INC-202611261830"])
     elapsed = time.monotonic() - start
     assert elapsed < 10, f"took {elapsed:.1f} s"
     assert run.verdict["verdict"] == "P0"
@@ -120,6 +121,12 @@ def test_dead_target_fails_fast(tmp_path: Path) -> None:
                                   "listening there (service down or wrong URL?)")
     assert "Traceback" not in run.output
     assert run.returncode == 1
+    # --incident tags every result: verdict, JUnit and Allure.
+    assert run.verdict["incident"] == "INC-202611261830"
+    assert '<property name="incident" value="INC-202611261830" />' in run.junit.read_text()
+    tagged = [json.loads(p.read_text()) for p in run.allure.glob("*-result.json")]
+    assert tagged and all({"name": "tag", "value": "INC-202611261830"} in r["labels"]
+                          for r in tagged)
 
 
 def test_bad_profile_stops_before_any_test(tmp_path: Path) -> None:
