@@ -3,14 +3,21 @@
 Configured by environment variables set by the sandbox's deployment controller:
 DATABASE_URL, REDIS_URL, POD_NAME, APP_VERSION, SANDBOX_CHAOS (a JSON file the sandbox's
 control planes write: injected latency/errors, maintenance mode).
+
+Image tags that misbehave, for bad-deploy drills (APP_VERSION is the image tag): a tag ending
+in `bad-crash` exits at start (CrashLoopBackOff); `bad-5xx` answers 500 to every request;
+`bad-slow` answers every request after BAD_SLOW_SECONDS. Readiness (/api/ready) and /metrics
+stay correct for the last two, like a bad build that passes its readiness probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import random
+import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,12 +32,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from playbook.sandbox import auth
+
 VERSION = os.environ.get("APP_VERSION", "dev")
 POD = os.environ.get("POD_NAME", "local")
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHAOS_FILE = Path(os.environ.get("SANDBOX_CHAOS", "/nonexistent"))
 DEPENDENCY_TIMEOUT = 1.0  # seconds; readiness must answer well inside a probe's timeout
+BAD_SLOW_SECONDS = 3.0  # above the playbook's 2 s p95 SLO
+PROBE_PATHS = frozenset({"/api/ready", "/ready", "/metrics"})
+
+
+def log(message: str) -> None:
+    """One timestamped line on stdout (the pod's log: `kubectl logs --since` reads the stamp)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    print(f"{stamp} {message}", flush=True)
+
+
+log(f"pod {POD} version {VERSION} starting")
+if VERSION.endswith("bad-crash"):
+    log(f"FATAL version {VERSION}: bad build (bad-crash), exiting")
+    sys.exit(1)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "handler", "status"])
 LATENCY = Histogram(
@@ -38,6 +61,10 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 5, 10),
 )
 DB_ACTIVE = Gauge("security_dashboard_db_connections_active", "Database connections in use")
+# Refreshed by every readiness probe (every 0.25 s in the sandbox): alerts on a dependency
+# outage need no user traffic to fire.
+DEPENDENCY_UP = Gauge("security_dashboard_dependency_up",
+                      "1 when the last readiness check reached the dependency", ["dependency"])
 
 
 class Chaos:
@@ -111,6 +138,8 @@ async def health(request: Request) -> Response:
 async def ready(request: Request) -> Response:
     db, cache = await asyncio.gather(check_database(), check_cache())
     checks = {"database": db, "cache": cache}
+    for name, result in checks.items():
+        DEPENDENCY_UP.labels(name).set(1 if result == "ok" else 0)
     failed = [name for name, result in checks.items() if result != "ok"]
     if failed:
         return JSONResponse(
@@ -161,7 +190,13 @@ routes = [
     Route("/api/alerts", read_endpoint(
         "SELECT id, title, severity, source, created_at FROM alerts ORDER BY created_at DESC")),
     Route("/metrics", metrics),
+    *auth.make_routes(query),
 ]
+
+
+# What a hardened service sends on every answer (HSTS belongs to the TLS terminator).
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 
 
 class Instrumented:
@@ -183,6 +218,7 @@ class Instrumented:
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
             await send(message)
 
         try:
@@ -190,6 +226,11 @@ class Instrumented:
                 resp = JSONResponse({"status": "maintenance",
                                      "message": "Security Dashboard is in maintenance mode"},
                                     status_code=503, headers={"Retry-After": "60"})
+                return await resp(scope, receive, send_wrapper)
+            if path not in PROBE_PATHS and VERSION.endswith("bad-slow"):
+                await asyncio.sleep(BAD_SLOW_SECONDS)
+            if path not in PROBE_PATHS and VERSION.endswith("bad-5xx"):
+                resp = JSONResponse({"error": f"bad build {VERSION}"}, status_code=500)
                 return await resp(scope, receive, send_wrapper)
             delay = float(fault.get("latency_seconds", 0))
             if delay:

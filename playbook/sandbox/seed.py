@@ -15,8 +15,14 @@ CREATE TABLE IF NOT EXISTS vulnerabilities (
 CREATE TABLE IF NOT EXISTS alerts (
     id serial PRIMARY KEY, title text NOT NULL, severity text NOT NULL, source text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS users (
+    username text PRIMARY KEY, salt text NOT NULL, hash text NOT NULL, role text NOT NULL);
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 """
+
+# Sandbox-only accounts (loopback, throwaway data): the security drill logs in as them.
+USERS = {"analyst": ("viewer", "sandbox-analyst-password"),
+         "admin": ("admin", "sandbox-admin-password")}
 
 KINDS = ["web", "db", "cache", "worker", "bastion"]
 SEVERITIES = ["critical", "high", "medium", "low"]
@@ -24,6 +30,12 @@ SEVERITIES = ["critical", "high", "medium", "low"]
 
 def apply(conn: psycopg.Connection) -> None:
     conn.execute(SCHEMA)
+    from playbook.sandbox.auth import hash_password
+
+    for user, (role, password) in USERS.items():
+        salt, digest = hash_password(password)
+        conn.execute("INSERT INTO users (username, salt, hash, role) VALUES (%s,%s,%s,%s) "
+                     "ON CONFLICT (username) DO NOTHING", (user, salt, digest, role))
     if conn.execute("SELECT count(*) FROM assets").fetchone()[0]:
         return
     with conn.transaction():
