@@ -10,19 +10,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 # Debian packages the sandbox runs: binary to look for -> package that provides it.
+# (nodejs/npm run Allure Report 3 for `playbook report`; chromium: the report's test.)
 DEB_NEEDS := /usr/lib/postgresql/*/bin/postgres:postgresql \
              /usr/lib/postgresql/*/lib/pg_stat_statements.so:postgresql-contrib \
              redis-server:redis-server \
              prometheus:prometheus \
              promtool:prometheus \
              prometheus-alertmanager:prometheus-alertmanager \
-             amtool:prometheus-alertmanager
+             amtool:prometheus-alertmanager \
+             node:nodejs \
+             npm:npm \
+             chromium:chromium
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install deps venv clean
+.PHONY: demo test lint install deps venv node clean
 
+# The checks' verdict is demo's exit code; the report is made either way and its path printed.
 demo: install
-	$(BIN)/playbook demo $(PYTEST_ARGS)
+	@$(BIN)/playbook demo $(PYTEST_ARGS); code=$$?; $(BIN)/playbook report || true; exit $$code
 
 test: install
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
@@ -30,8 +35,18 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
-install: venv deps
+install: venv deps node
 
+# Allure Report 3 (npm `allure`, pinned in package.json/package-lock.json) into ./node_modules;
+# npm's own node_modules/.package-lock.json is the stamp (gone with node_modules).
+node: deps node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+# --compile-bytecode: imports read .pyc even under PYTHONDONTWRITEBYTECODE (the kubernetes
+# client would compile seconds of source in every process otherwise).
 venv: $(STAMPS)/venv
 
 $(STAMPS)/venv: pyproject.toml
@@ -39,7 +54,7 @@ $(STAMPS)/venv: pyproject.toml
 	  { echo "Python >= 3.11 is needed ($(PYTHON) is $$($(PYTHON) --version))"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install -q uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev]'
 	@mkdir -p $(STAMPS) && touch $@
 
 deps:
@@ -58,4 +73,4 @@ deps:
 
 clean:
 	-$(BIN)/playbook sandbox down
-	rm -rf $(VENV) $(STAMPS) reports .sandbox
+	rm -rf $(VENV) $(STAMPS) reports .sandbox node_modules

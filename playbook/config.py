@@ -97,12 +97,201 @@ class Sandbox:
 
 
 @dataclass(frozen=True)
+class LoadStage:
+    """One step of a ramp (like k6's stages): reach `users` linearly over `duration` seconds."""
+
+    duration: float
+    users: int
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """One synthetic load run. Thresholds use k6's syntax (see playbook/load.py):
+    {"http_req_duration": ["p(95)<2000"], "http_req_duration{name:/api/health}": [...]}."""
+
+    users: int = 10
+    spawn_rate: float = 10.0  # users started per second
+    run_time: float = 60.0  # seconds; ignored when stages are given (their sum is the run)
+    stages: list[LoadStage] = field(default_factory=list)
+    thresholds: dict[str, list[str]] = field(default_factory=dict)
+    abort_on_fail: bool = True  # k6's abortOnFail: stop as soon as a threshold is breached
+    abort_grace_seconds: float = 10.0  # k6's delayAbortEval: no early abort before this
+
+    def duration(self) -> float:
+        return sum(s.duration for s in self.stages) if self.stages else self.run_time
+
+
+@dataclass(frozen=True)
+class Load:
+    """`playbook load`: Locust runs of the synthetic user journeys, with pass/fail thresholds."""
+
+    locustfile: str = "loadtests/locustfile.py"  # relative to the project, or absolute
+    profiles: dict[str, LoadProfile] = field(default_factory=dict)
+    progress_every: float = 5.0  # seconds between live progress lines
+    stop_timeout: float = 5.0  # seconds a stopping run may take before it is cut
+
+
+@dataclass(frozen=True)
+class AwsResources:
+    """The playbook's AWS resources (3.2), by name."""
+
+    eks_cluster: str = "security-dashboard-eks"
+    rds_instance: str = "security-dashboard-prod"
+    elasticache_cluster: str = "security-dashboard-redis"
+    target_group: str = "security-dashboard-tg"
+    # EC2 instances to check: those carrying this tag (the EKS nodes).
+    ec2_tag_key: str = "eks:cluster-name"
+    ec2_tag_value: str = "security-dashboard-eks"
+
+
+@dataclass(frozen=True)
+class Aws:
+    """AWS access. Credentials come from boto3's chain (environment, ~/.aws, instance role),
+    never from the profile; `endpoint_url` points every client elsewhere (the sandbox)."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    resources: AwsResources = field(default_factory=AwsResources)
+    cloudtrail_lookback_hours: float = 2.0  # playbook 3.3: --start-time '2 hours ago'
+    # Fewer healthy targets than this in the target group is a finding even when every
+    # registered one is healthy (targets deregistered, or draining with no replacement).
+    min_healthy_targets: int = 1
+    connect_timeout: float = 3.0  # seconds, per API call
+    read_timeout: float = 5.0
+    max_attempts: int = 2  # botocore's retries (standard mode), first try included
+
+
+@dataclass(frozen=True)
+class Database:
+    """The service's PostgreSQL. `url` comes from ${DATABASE_URL}; it holds the password, so
+    the suite only ever shows it redacted."""
+
+    url: str
+    connection_limit: int = 50  # active connections above this are a finding
+    lock_wait_limit_seconds: float = 5.0  # a session waiting longer on a lock is a finding
+    replication_lag_limit_seconds: float = 10.0
+    statement_timeout_seconds: float = 5.0  # for the suite's own queries
+    connect_timeout: float = 3.0
+    slow_statements: int = 10  # pg_stat_statements rows attached to the report
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """The cluster that runs the service. Credentials come from the kubeconfig (or the pod's
+    service account when `in_cluster`), never from the profile."""
+
+    namespace: str = "security-dashboard"
+    kubeconfig: str | None = None  # a path; None: $KUBECONFIG or ~/.kube/config
+    context: str | None = None  # None: the kubeconfig's current-context
+    in_cluster: bool = False  # use the service account of the pod the suite runs in
+    deployment: str = "security-dashboard-backend"
+    rollout: str | None = "security-dashboard-backend"  # Argo Rollout; None: no Argo
+    service: str = "security-dashboard-backend"
+    configmap: str = "security-dashboard-config"
+    selector: str = "app=security-dashboard-backend"  # the backend's pods (label selector)
+    restart_budget: int = 3  # container restarts per pod before it is a finding
+    warning_events_minutes: float = 30.0  # Warning events younger than this are findings
+    timeout: float = 5.0  # seconds, per API request
+
+
+DEFAULT_REQUIRED_ALERTS = ["BackendDown", "BackendAbsent", "HighErrorRate", "HighLatencyP95",
+                           "HighMemoryUsage", "DatabaseConnectionsNearLimit"]
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    """Where the service's metrics are, and the thresholds the metrics checks hold them to
+    (the 5xx and p95 thresholds are service.slo's)."""
+
+    url: str
+    bearer_token: str | None = None  # "${PROMETHEUS_TOKEN}"; sent as Authorization: Bearer
+    timeout: float = 5.0  # seconds, per API request
+    job: str = "security-dashboard-backend"  # the backend's scrape job (playbook: up{job=...})
+    rate_window: str = "5m"  # range window of the rate() queries (playbook: [5m])
+    db_connections_limit: int = 200  # the database's max_connections
+    db_connections_warn_ratio: float = 0.8  # above this share of the limit: P2
+    memory_limit_bytes: int = 536870912  # a replica's container memory limit (512 MiB)
+    memory_warn_ratio: float = 0.9  # a replica above this share of its limit: P2
+    # Alert rules that must be loaded (monitoring/rules); a missing one is a finding.
+    required_alerts: list[str] = field(default_factory=lambda: list(DEFAULT_REQUIRED_ALERTS))
+
+
+@dataclass(frozen=True)
+class Alertmanager:
+    """Where alerts are routed. `sink_url`: a receiver the suite can read back (the sandbox's
+    webhook sink: GET /received); without it, delivery cannot be observed end to end."""
+
+    url: str
+    bearer_token: str | None = None  # "${ALERTMANAGER_TOKEN}"
+    timeout: float = 5.0  # seconds, per API request
+    sink_url: str | None = None
+    delivery_timeout: float = 60.0  # seconds for a synthetic alert to reach the receiver
+    synthetic_severity: str = "P0"  # routes the synthetic alert (P0: the pager)
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """One row of the playbook's escalation matrix: `after_minutes` after the incident started,
+    `action` (pagerduty, slack, email, phone, executive_briefing, status_review) for
+    `stakeholder`."""
+
+    after_minutes: float
+    action: str
+    stakeholder: str
+
+
+def default_escalation() -> dict[str, list[EscalationStep]]:
+    """The playbook's Escalation Matrix (P0, P1). It gives none for P2/P3: there, Slack to the
+    incident commander of 2.2 (on-call engineer for P2, any team member for P3)."""
+    s = EscalationStep
+    return {
+        "P0": [s(0, "pagerduty", "On-call Engineer"), s(5, "slack", "Engineering Team"),
+               s(10, "email", "Engineering Manager"), s(20, "phone", "Director of Engineering"),
+               s(30, "executive_briefing", "CTO/CEO")],
+        "P1": [s(0, "pagerduty", "On-call Engineer"), s(15, "slack", "Engineering Team"),
+               s(60, "email", "Engineering Manager"),
+               s(240, "status_review", "Director of Engineering")],
+        "P2": [s(0, "slack", "On-call Engineer")],
+        "P3": [s(0, "slack", "Any available team member")],
+    }
+
+
+@dataclass(frozen=True)
+class Notify:
+    """`playbook notify`: Slack incoming webhook and PagerDuty Events API v2. The webhook URL and
+    the routing key are secrets (${VAR}); an empty value means "not configured"."""
+
+    # Secrets: kept out of repr(), which tracebacks and reports show.
+    slack_webhook_url: str = field(default="", repr=False)
+    pagerduty_routing_key: str = field(default="", repr=False)
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    bridge_url: str = ""  # the incident bridge (meeting link)
+    status_page_url: str = "https://status.candlefish.ai"
+    runbook_url: str = ""  # default: the playbook's URL
+    incident_commander: str = "oncall-engineer"
+    response_team: list[str] = field(default_factory=list)
+    source: str = ""  # PagerDuty payload.source; default: the service's host
+    timeout: float = 5.0  # seconds, per request
+    retries: int = 3  # further attempts after the first, on 429, 5xx, timeouts
+    backoff_seconds: float = 1.0  # first pause; doubles each retry
+    max_backoff_seconds: float = 30.0  # cap on a pause, Retry-After included
+    escalation: dict[str, list[EscalationStep]] = field(default_factory=default_escalation)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     service: Service
     production: bool = False
     run: Run = field(default_factory=Run)
     sandbox: Sandbox | None = None
+    kubernetes: Kubernetes | None = None
+    aws: Aws | None = None
+    database: Database | None = None
+    load: Load | None = None
+    prometheus: Prometheus | None = None
+    alertmanager: Alertmanager | None = None
+    notify: Notify | None = None
     source: str = ""  # the file it came from (set by the loader, not by the YAML)
 
     def section(self, name: str) -> Any:

@@ -60,6 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "incident_type(name): the playbook's incident type "
                             "(service outage, performance, security, data, infrastructure, "
                             "third-party)")
+    config.addinivalue_line("markers", "playbook_section(title): the PLAYBOOK.md section this "
+                            "check implements, e.g. '3.2 Infrastructure Checks' (a link in "
+                            "the report; default by module, then by incident type)")
     config.addinivalue_line("markers", "requires(section): skip unless the profile has this "
                             "section")
     config.stash[FACTS_KEY] = {}
@@ -95,6 +98,47 @@ def _profile(config: pytest.Config) -> profiles.Profile:
     return config.stash[PROFILE_KEY]
 
 
+# The playbook section each suite module implements (a link from every check in the report);
+# a check's own @pytest.mark.playbook_section wins, the incident type is the fallback.
+SECTION_BY_MODULE = {
+    "test_health": "6.2 Validation",
+    "test_readiness": "1.2 Quick Assessment",
+    "test_kubernetes": "3.2 Infrastructure Checks",
+    "test_aws": "3.2 Infrastructure Checks",
+    "test_database": "3.2 Infrastructure Checks",
+    "test_metrics": "3.1 System Investigation",
+    "test_alerting": "Automated Monitoring",
+    "test_rollback": "4.2 Emergency Rollback",
+    "test_synthetic_load": "6.2 Validation",
+}
+SECTION_BY_INCIDENT_TYPE = {
+    "service outage": "1.2 Quick Assessment",
+    "performance": "1.3 Severity Classification",
+    "infrastructure": "3.2 Infrastructure Checks",
+    "data": "3.1 System Investigation",
+    "security": "Severity Levels",
+    "third-party": "3.3 Recent Changes Analysis",
+}
+
+
+def playbook_anchor(title: str) -> str:
+    """GitHub's heading anchor: '1.2 Quick Assessment' -> '12-quick-assessment'."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def playbook_section(item: pytest.Item) -> str:
+    own = _marker_arg(item, "playbook_section")
+    if own:
+        return own
+    path = Path(str(item.path))
+    if "gameday" in path.parts:
+        return "Phase 4: Immediate Mitigation (30-60 minutes)"
+    if path.stem in SECTION_BY_MODULE:
+        return SECTION_BY_MODULE[path.stem]
+    return SECTION_BY_INCIDENT_TYPE.get(_marker_arg(item, "incident_type") or "",
+                                        "Incident Response Procedures")
+
+
 def _marker_arg(item: pytest.Item, name: str) -> str | None:
     marker = item.get_closest_marker(name)
     return str(marker.args[0]) if marker and marker.args else None
@@ -118,6 +162,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kind = _marker_arg(item, "incident_type")
         if kind:
             item.add_marker(pytest.mark.allure_label(kind, label_type="feature"))
+        if in_suite:
+            section = playbook_section(item)
+            item.add_marker(pytest.mark.allure_link(
+                f"{PLAYBOOK_DOC}#{playbook_anchor(section)}", link_type="link",
+                name=f"Playbook: {section}"))
     if unmarked:
         raise pytest.UsageError("every check needs @pytest.mark.severity('P0'..'P3'); missing on "
                                 + ", ".join(unmarked))
@@ -266,6 +315,66 @@ def http(profile: profiles.Profile) -> Iterator[httpx.Client]:
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
                       follow_redirects=False,
                       headers={"user-agent": "security-dashboard-playbook"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def kube(profile: profiles.Profile) -> Iterator[Any]:
+    """One Kubernetes API client for the run (playbook.probes.kube.Kube) from the profile's
+    kubeconfig/context or the in-cluster service account; credentials never from the profile."""
+    if profile.kubernetes is None:
+        pytest.skip(f"profile {profile.name} has no `kubernetes` section")
+    from playbook.probes.kube import Kube  # the kubernetes client is slow to import
+
+    client = Kube(profile.kubernetes)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def aws(profile: profiles.Profile) -> Any:
+    """One boto3 Session for the run (playbook.probes.aws.AwsClients): clients per service with
+    the profile's timeouts and retries; credentials from boto3's chain, never the profile."""
+    if profile.aws is None:
+        pytest.skip(f"profile {profile.name} has no `aws` section")
+    from playbook.probes.aws import AwsClients  # boto3 is slow to import; only when used
+
+    return AwsClients(profile.aws)
+
+
+@pytest.fixture(scope="session")
+def database(profile: profiles.Profile) -> Iterator[Any]:
+    """One PostgreSQL connection for the run (playbook.probes.database.Database), opened on
+    first use; its URL (with the password) is only ever shown redacted."""
+    if profile.database is None:
+        pytest.skip(f"profile {profile.name} has no `database` section")
+    from playbook.probes.database import Database
+
+    db = Database(profile.database)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(profile: profiles.Profile) -> Iterator[Any]:
+    """One Prometheus API client for the run (playbook.probes.prometheus.Prometheus)."""
+    if profile.prometheus is None:
+        pytest.skip(f"profile {profile.name} has no `prometheus` section")
+    from playbook.probes.prometheus import Prometheus
+
+    with Prometheus(profile.prometheus) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def alertmanager(profile: profiles.Profile) -> Iterator[Any]:
+    """One Alertmanager API client for the run (playbook.probes.alertmanager.Alertmanager),
+    which also reads back alertmanager.sink_url when the profile has one."""
+    if profile.alertmanager is None:
+        pytest.skip(f"profile {profile.name} has no `alertmanager` section")
+    from playbook.probes.alertmanager import Alertmanager
+
+    with Alertmanager(profile.alertmanager) as client:
         yield client
 
 

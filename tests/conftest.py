@@ -55,6 +55,16 @@ def _rewrite(value: Any, mapping: dict[int, int]) -> Any:
     return value
 
 
+def _rebase(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    if isinstance(value, str) and value.startswith(old):
+        return new + value[len(old):]
+    return value
+
+
 def write_sandbox_profile(directory: Path, **overrides: Any) -> Path:
     """local.yaml with every sandbox port moved to a free one and a private state dir.
 
@@ -74,7 +84,10 @@ def write_sandbox_profile(directory: Path, **overrides: Any) -> Path:
     # pytest's 0700 tmp directories.
     state = Path(tempfile.mkdtemp(prefix="playbook-sandbox-"))
     state.chmod(0o755)
+    old_state = raw["sandbox"].get("state_dir", ".sandbox").rstrip("/") + "/"
     raw["sandbox"]["state_dir"] = str(state)
+    # Paths into the state dir (e.g. kubernetes.kubeconfig) follow it.
+    raw = _rebase(raw, old_state, str(state) + "/")
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(raw.get(section), dict):
             raw[section].update(values)
@@ -161,6 +174,17 @@ class SuiteRun:
         return [f["test"] for f in self.verdict.get("failures", [])]
 
 
+def _local_aws_env(profile_path: Path | str) -> dict[str, str]:
+    """Dummy AWS keys when the profile's AWS endpoint is on loopback (the sandbox's moto or a
+    fake) and the environment has none - what a user exports by hand for the sandbox."""
+    from playbook.probes.aws import local_credentials_env
+
+    try:
+        return local_credentials_env(config.load(str(profile_path)).aws, dict(os.environ))
+    except config.ProfileError:
+        return {}
+
+
 def run_suite(profile_path: Path | str, *paths: str, tmp: Path, extra: list[str] | None = None,
               timeout: float = 300, env: dict[str, str] | None = None) -> SuiteRun:
     """Run the suite (checks/ by default) against a profile in a pytest subprocess."""
@@ -170,7 +194,8 @@ def run_suite(profile_path: Path | str, *paths: str, tmp: Path, extra: list[str]
             "--junitxml", str(reports / "junit.xml"),
             "--verdict-file", str(reports / "verdict.json"), *(extra or [])]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PLAYBOOK_REPORTS": str(reports), **(env or {})})
+                          env={**os.environ, "PLAYBOOK_REPORTS": str(reports),
+                               **_local_aws_env(profile_path), **(env or {})})
     out = proc.stdout + proc.stderr
     vfile = reports / "verdict.json"
     verdict = json.loads(vfile.read_text()) if vfile.exists() else {}

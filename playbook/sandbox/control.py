@@ -105,6 +105,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 def _all_pids(state: dict[str, Any]) -> list[int]:
     pids = [c.get("pid") for c in state.get("components", {}).values() if isinstance(c, dict)]
     pids += [p.get("pid") for p in state.get("pods", [])]
+    pids += state.get("terminating", [])  # deleted pods still shutting down
     return [p for p in pids if p]
 
 

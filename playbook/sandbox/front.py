@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ class Upstreams:
 
 
 upstreams = Upstreams(ENDPOINTS)
+# Prometheus scrapes the front itself here (job security-dashboard-front); a path of its own so
+# that it never shadows a route of the backend.
+METRICS_PATH = "/-/metrics"
+responses: Counter[int] = Counter()
 client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=0.5),
                            limits=httpx.Limits(max_connections=200,
                                                max_keepalive_connections=50))
@@ -77,6 +82,8 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     body = await _read_body(receive)
+    if scope["path"] == METRICS_PATH:
+        return await _metrics(send)
     path = scope["raw_path"].decode() or scope["path"]
     if scope.get("query_string"):
         path += "?" + scope["query_string"].decode()
@@ -91,9 +98,26 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
         except httpx.TransportError:
             continue  # a replica that died between probes: try the next one
         out = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+        responses[resp.status_code] += 1
         await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
         await send({"type": "http.response.body", "body": resp.content})
         return
+    responses[502] += 1
     await send({"type": "http.response.start", "status": 502,
                 "headers": [(b"content-type", b"text/html")]})
     await send({"type": "http.response.body", "body": BAD_GATEWAY})
+
+
+async def _metrics(send: Any) -> None:
+    """Prometheus text format: what the front answered, and how many replicas it routes to."""
+    upstreams.pick()  # refresh the target list
+    lines = ["# HELP security_dashboard_front_responses_total Responses the front sent, by status.",
+             "# TYPE security_dashboard_front_responses_total counter"]
+    lines += [f'security_dashboard_front_responses_total{{status="{code}"}} {n}'
+              for code, n in sorted(responses.items())]
+    lines += ["# HELP security_dashboard_front_upstreams Backend replicas the front routes to.",
+              "# TYPE security_dashboard_front_upstreams gauge",
+              f"security_dashboard_front_upstreams {len(upstreams.targets)}", ""]
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain; version=0.0.4")]})
+    await send({"type": "http.response.body", "body": "\n".join(lines).encode()})

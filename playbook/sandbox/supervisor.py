@@ -41,7 +41,10 @@ DB_PASSWORD = "sandbox-only"  # a local, loopback-only database; never a real se
 # children (sup.spawn + sup.children[name]), run servers in this event loop, describe itself in
 # sup.extra_components[name] (url/port/path for `sandbox status`), and subscribe to pod changes
 # with sup.on_publish.append(callback).
-ADDONS: list[str] = []
+# An addon may also have `async def prestart(sup)`, awaited before PostgreSQL starts, for what
+# is slow to settle and needs no pod (Prometheus: its discovery takes ~6 s to a first scrape).
+ADDONS: list[str] = ["playbook.sandbox.kubeapi", "playbook.sandbox.aws",
+                     "playbook.sandbox.monitoring"]
 PROBE_PERIOD = 0.25  # seconds between readiness probes (kubelet: periodSeconds)
 BACKOFF_CAP = 8.0  # CrashLoopBackOff delay cap (kubelet: 5 min; shortened for the sandbox)
 
@@ -94,8 +97,10 @@ class Event:
     reason: str
     object: str  # e.g. "Pod/security-dashboard-backend-abc-xyz"
     message: str
-    time: float = field(default_factory=_now)
+    time: float = field(default_factory=_now)  # the last occurrence
     count: int = 1
+    first: float = field(default_factory=_now)
+    uid: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 class Supervisor:
@@ -116,7 +121,17 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.pg_bin = self._pg_bindir()
         self.extra_components: dict[str, dict[str, Any]] = {}
+        self.token_secret = secrets.token_hex(32)  # shared by the replicas, per sandbox
         self.on_publish: list[Any] = []  # called with the supervisor after pod changes
+        # Pod URLs the load balancer must not route to: targets deregistered through the AWS
+        # API (the aws addon swaps in a new set; read here from the event loop).
+        self.unrouted: frozenset[str] = frozenset()
+        # Rolling updates may run `surge` pods above `replicas` (the Deployment's maxSurge).
+        self.surge = 0
+        # The Service's selector: the front routes only to pods whose labels match it.
+        self.service_selector: dict[str, str] = {"app": DEPLOYMENT}
+        # Containers asked to stop: (process, slot, kill deadline); reaped by the controller.
+        self.terminating: list[tuple[subprocess.Popen[bytes], int, float]] = []
 
     # --- processes ---------------------------------------------------------------------
 
@@ -239,11 +254,11 @@ class Supervisor:
 
     # --- the Deployment controller --------------------------------------------------------
 
-    def template_hash(self) -> str:
-        return hashlib.sha256(self.version.encode()).hexdigest()[:10]
+    def template_hash(self, version: str | None = None) -> str:
+        return hashlib.sha256((version or self.version).encode()).hexdigest()[:10]
 
     def new_pod(self) -> Pod:
-        used = {p.slot for p in self.pods.values()}
+        used = {p.slot for p in self.pods.values()} | {slot for _, slot, _ in self.terminating}
         slot = next(i for i in range(1000) if i not in used)
         name = f"{DEPLOYMENT}-{self.template_hash()}-{secrets.token_hex(3)[:5]}"
         pod = Pod(name=name, slot=slot, port=self.sb.ports.replica_base + slot,
@@ -266,6 +281,7 @@ class Supervisor:
             "REDIS_URL": f"redis://127.0.0.1:{self.sb.ports.redis}/0",
             "POD_NAME": pod.name, "APP_VERSION": pod.version,
             "SANDBOX_CHAOS": str(self.dir / CHAOS_FILE),
+            "SANDBOX_TOKEN_SECRET": self.token_secret,
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         })
         pod.started = _now()
@@ -273,25 +289,35 @@ class Supervisor:
         self.record("Normal", "Started", f"Pod/{pod.name}", "Started container backend")
 
     def stop_pod(self, pod: Pod, grace: float = 2.0) -> None:
+        """SIGTERM now, SIGKILL after `grace` seconds (by reap()): never blocks the loop."""
         pod.deleting = True
         if pod.running:
             assert pod.process is not None
-            pod.process.terminate()
-            try:
-                pod.process.wait(grace)
-            except subprocess.TimeoutExpired:
+            if grace > 0:
+                pod.process.terminate()
+            else:
                 pod.process.kill()
-                pod.process.wait()
+            self.terminating.append((pod.process, pod.slot, time.monotonic() + grace))
         self.record("Normal", "Killing", f"Pod/{pod.name}", "Stopping container backend")
 
-    def delete_pod(self, name: str) -> bool:
+    def reap(self) -> None:
+        now = time.monotonic()
+        for item in list(self.terminating):
+            proc, _, deadline = item
+            if proc.poll() is not None:
+                self.terminating.remove(item)
+            elif now >= deadline:
+                proc.kill()
+
+    def delete_pod(self, name: str, grace: float = 2.0) -> bool:
         pod = self.pods.pop(name, None)
         if pod is None:
             return False
-        self.stop_pod(pod)
+        self.stop_pod(pod, grace)
         return True
 
     def reconcile(self) -> None:
+        self.reap()
         now = _now()
         for pod in list(self.pods.values()):
             if pod.process is not None and not pod.running and not pod.deleting:
@@ -311,10 +337,12 @@ class Supervisor:
                 self.start_container(pod)
         while len(self.pods) < self.replicas:
             self.new_pod()
-        if len(self.pods) > self.replicas:
-            # Scale down: remove the newest, not-ready first (as the ReplicaSet does).
-            victims = sorted(self.pods.values(), key=lambda p: (p.ready, -p.created))
-            for pod in victims[: len(self.pods) - self.replicas]:
+        if len(self.pods) > self.replicas + self.surge:
+            # Scale down: remove old versions, then the not-ready, then the newest (as the
+            # ReplicaSets do).
+            victims = sorted(self.pods.values(),
+                             key=lambda p: (p.version == self.version, p.ready, -p.created))
+            for pod in victims[: len(self.pods) - self.replicas - self.surge]:
                 self.delete_pod(pod.name)
 
     async def probe(self, client: httpx.AsyncClient, pod: Pod) -> None:
@@ -335,7 +363,9 @@ class Supervisor:
         pod.ready = ok
 
     def publish(self) -> None:
-        running = [p for p in self.pods.values() if p.running]
+        running = [p for p in self.pods.values()
+                   if p.running and p.url not in self.unrouted and all(
+            p.labels.get(k) == v for k, v in self.service_selector.items())]
         endpoints = {"ready": [p.url for p in running if p.ready],
                      "running": [p.url for p in running]}
         if endpoints != getattr(self, "_published", None):
@@ -357,13 +387,15 @@ class Supervisor:
                       "url": f"redis://127.0.0.1:{self.sb.ports.redis}/0"},
         }
         for name, info in self.extra_components.items():
-            comps[name] = {**info, "pid": self._pid(name)}
+            # An addon serving from this process (no child) reports the supervisor's pid.
+            comps[name] = {**info, "pid": self._pid(name) or info.get("pid")}
         pods = [{"name": p.name, "pid": p.process.pid if p.running and p.process else None,
                  "port": p.port, "ready": p.ready, "restarts": p.restart_count}
                 for p in self.pods.values()]
         state = {"supervisor_pid": os.getpid(), "ready": ready, "profile": self.profile.source,
                  "cold_start_seconds": self.cold_start,
-                 "components": comps, "pods": pods}
+                 "components": comps, "pods": pods,
+                 "terminating": [proc.pid for proc, _, _ in self.terminating]}
         if state != getattr(self, "_state", None):
             write_json(self.dir / STATE_FILE, state)
             self._state = state
@@ -412,6 +444,10 @@ class Supervisor:
         write_json(self.dir / CHAOS_FILE, {})
         self.write_state()
         try:
+            for module in ADDONS:
+                prestart = getattr(importlib.import_module(module), "prestart", None)
+                if prestart is not None:
+                    await prestart(self)
             await asyncio.gather(self.start_postgres(), self.start_redis())
             controller = asyncio.create_task(self.controller())
             await self.start_front()
@@ -437,8 +473,11 @@ class Supervisor:
                 # PostgreSQL's SIGTERM waits for clients to leave; SIGINT is its fast shutdown.
                 proc.send_signal(signal.SIGINT if name == "postgres" else signal.SIGTERM)
         deadline = time.monotonic() + 5
+        for proc, _, _ in self.terminating:
+            if proc.poll() is None:
+                proc.kill()
         procs = [p.process for p in self.pods.values() if p.process] + list(
-            self.children.values())
+            self.children.values()) + [proc for proc, _, _ in self.terminating]
         for proc in procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
