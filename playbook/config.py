@@ -279,6 +279,83 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class GameDay:
+    """Limits and clocks of game-day drills. Faults refuse a `production: true` profile unless
+    the run passes --allow-production, whatever this section says."""
+
+    max_pod_percent: float = 50.0  # blast radius: at most this share of pods per fault
+    # The playbook's response times (P0 < 5 min, P1 < 15 min) divided by this; the sandbox's
+    # alert rules run 60 times faster than production's, so its drills may too.
+    time_scale: float = 1.0
+    # The playbook's response times (P0 < 5 min, P1 < 15 min: injection to mitigation, or to
+    # the page when the drill has no mitigation) divided by this.
+    response_scale: float = 1.0
+    blast_error_budget: float = 0.5  # user-facing failures tolerated ...
+    blast_limit_seconds: float = 300.0  # ... for at most this long, then revert and fail
+    detect_within: float = 300.0  # deadlines per stage, seconds (before time_scale)
+    notify_within: float = 360.0
+    recover_within: float = 600.0
+    no_page_window: float = 120.0  # a self-healing fault: no page may go out for this long
+
+
+@dataclass(frozen=True)
+class Github:
+    """The deploy workflow's runs through the GitHub REST API (playbook 1.2 / 3.3 `gh run list
+    --workflow=security-dashboard-production-deploy.yml`). `token` comes from ${GITHUB_TOKEN};
+    an empty one means "not configured": the recent-deploys check is skipped with that reason."""
+
+    repo: str  # owner/name
+    api_url: str = "https://api.github.com"
+    workflow: str = "security-dashboard-production-deploy.yml"
+    token: str = field(default="", repr=False)
+    runs: int = 10  # the last N runs attached as context
+    failed_window_minutes: float = 60.0  # a failed run younger than this is a P2 finding
+    timeout: float = 5.0  # seconds, per request
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """`playbook evidence` (playbook 5.1): what the bundle collects, and whether a scheduled run
+    collects it by itself when a P0 or P1 check fails (like pytest --evidence-on-failure)."""
+
+    hours: float = 4.0  # logs and metrics of the last N hours (playbook: --since=4h)
+    step_seconds: float = 60.0  # query_range step (playbook: step=60s)
+    on_failure: bool = False
+    frontend_selector: str = "app=security-dashboard-frontend"
+
+
+@dataclass(frozen=True)
+class Security:
+    """Security incidents (playbook "Security Incidents (P0)"): the failed-login signal, the
+    backend's security log lines, admin endpoints that must demand a token, and the headers the
+    public endpoints send. A burst of failed logins or an open admin endpoint is P0."""
+
+    # Failed logins per second (sum over the backend) above which it is a security incident.
+    # Keep in step with the AuthFailureSpike rule in monitoring/rules/security.yml.
+    failed_login_rate: float = 1.0
+    rate_window: str = "5m"  # range window of the rate() query (the sandbox: 10s)
+    admin_endpoints: list[str] = field(
+        default_factory=lambda: ["/api/admin/users", "/api/admin/audit"])
+    public_endpoints: list[str] = field(default_factory=lambda: ["/api/health", "/api/status"])
+    login_endpoint: str = "/api/auth/login"
+    # The playbook's `kubectl logs ... --since=1h | grep -E '(failed|unauthorized|breach|attack)'`
+    log_window_hours: float = 1.0
+    log_pattern: str = "(failed|unauthorized|breach|attack)"
+    # A burst: at least `burst_lines` matching lines within any `burst_seconds` (the suite's own
+    # admin-endpoint probes add two `unauthorized` lines per run, far from a burst).
+    burst_lines: int = 20
+    burst_seconds: float = 60.0
+    attach_lines: int = 100  # the most recent matching lines attached as security-events.log
+    log_tail_lines: int = 20000  # per pod: a bound on what one check reads
+    # The credential-stuffing drill: a real account proves that normal users still get in
+    # while the attack is isolated (the password is a secret: ${VAR}); the emergency
+    # NetworkPolicy's name (playbook/actions/isolate.py).
+    drill_username: str = ""
+    drill_password: str = field(default="", repr=False)
+    isolation_policy: str = "emergency-isolate"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     service: Service
@@ -292,6 +369,10 @@ class Profile:
     prometheus: Prometheus | None = None
     alertmanager: Alertmanager | None = None
     notify: Notify | None = None
+    github: Github | None = None
+    evidence: Evidence | None = None
+    gameday: GameDay | None = None
+    security: Security | None = None
     source: str = ""  # the file it came from (set by the loader, not by the YAML)
 
     def section(self, name: str) -> Any:

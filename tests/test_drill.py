@@ -24,14 +24,15 @@ class World:
         self.injected_at: float | None = None
         self.mitigated = False
 
-    def alert_state(self, name: str) -> str:
+    def alert_state(self, name: str) -> tuple[str, str]:
         if not self.marker.exists():
-            return "inactive"
+            return "inactive", name
         self.injected_at = self.injected_at or time.time()
-        return "firing" if time.time() - self.injected_at > self.detect_after else "pending"
+        late = time.time() - self.injected_at > self.detect_after
+        return ("firing" if late else "pending"), name
 
     def notifications(self, receiver: str, alert: str, since: float) -> list[dict[str, Any]]:
-        ok = self.notify and self.alert_state(alert) == "firing" and receiver == "pagerduty"
+        ok = self.notify and self.alert_state(alert)[0] == "firing" and receiver == "pagerduty"
         return [{"receiver": receiver, "alert": alert}] if ok else []
 
     def healthy(self) -> str | None:
@@ -61,8 +62,8 @@ def test_a_drill_that_passes_has_a_full_timeline(tmp_path: Path) -> None:
                        world.watchers())
     assert result.passed, result.message
     stages = [e["stage"] for e in result.timeline.events]
-    assert stages == ["injected", "alert pending", "alert firing", "notification delivered",
-                      "mitigation applied", "recovered", "reverted"]
+    assert stages == ["steady state", "injected", "alert pending", "alert firing",
+                      "notification delivered", "mitigation applied", "recovered", "reverted"]
     assert 0.2 <= result.metrics["time_to_detect"] < 1.5
     assert result.metrics["time_to_recover"] >= result.metrics["time_to_mitigate"]
     assert not world.marker.exists() and journal.pending() == []

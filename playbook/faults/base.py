@@ -56,6 +56,10 @@ class Fault(ABC):
     def check_allowed(self, ctx: Any) -> None:  # noqa: B027 - optional hook
         """Raise FaultRefused when this fault's blast radius exceeds the profile's limit."""
 
+    def prepare(self, ctx: Any) -> None:  # noqa: B027 - optional hook
+        """Read what revert() will need (replica count, targets, image) into the fault's own
+        fields *before* it is journaled, so a revert after SIGKILL knows what to restore."""
+
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -155,6 +159,7 @@ def injected(fault: Fault, ctx: Any, journal: Journal,
              on_event: Callable[[str, str], None] | None = None) -> Iterator[Fault]:
     """Inject `fault` for the duration of the block; revert it whatever happens."""
     guard(ctx.profile, ctx.allow_production)
+    fault.prepare(ctx)
     fault.check_allowed(ctx)
     entry = journal.add(fault, ctx.profile)
     with sigterm_unwinds():

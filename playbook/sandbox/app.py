@@ -232,6 +232,8 @@ class Instrumented:
             if path not in PROBE_PATHS and VERSION.endswith("bad-5xx"):
                 resp = JSONResponse({"error": f"bad build {VERSION}"}, status_code=500)
                 return await resp(scope, receive, send_wrapper)
+            # Injected faults hit every request on the service port, the kubelet's readiness
+            # probes included (as an HTTPChaos on that port does); /metrics is not on it.
             delay = float(fault.get("latency_seconds", 0))
             if delay:
                 await asyncio.sleep(delay)

@@ -1,0 +1,36 @@
+"""The alert path alone: a synthetic alert posted to Alertmanager, as Prometheus would post a
+firing rule. Proves routing, receivers and the pager without breaking anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from playbook.faults.base import Fault
+from playbook.probes.alertmanager import new_probe_id, synthetic_alert
+
+
+@dataclass
+class SyntheticAlert(Fault):
+    kind = "alertmanager-synthetic-alert"
+    severity: str = "P0"
+    probe_id: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"synthetic {self.severity} alert probe_id={self.probe_id}"
+
+    def prepare(self, ctx: Any) -> None:
+        self.probe_id = self.probe_id or new_probe_id()
+
+    def _post(self, ctx: Any, resolve: bool) -> None:
+        obs = ctx.alertmanager.post_alerts([synthetic_alert(self.probe_id, self.severity,
+                                                            resolve=resolve)])
+        if not obs.ok:
+            raise RuntimeError(obs.problem())
+
+    def inject(self, ctx: Any) -> None:
+        self._post(ctx, resolve=False)
+
+    def revert(self, ctx: Any) -> None:
+        self._post(ctx, resolve=True)

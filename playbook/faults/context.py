@@ -1,0 +1,150 @@
+"""What faults and runbook actions act through: the profile's control planes, one client per
+system, built on first use and shared by every fault of a game day."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from playbook import config
+from playbook.drill import Watchers
+from playbook.faults.base import FaultRefused, Journal, revert_pending
+from playbook.probes import http as http_probe
+
+
+def journal_path() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("PLAYBOOK_REPORTS") or root / "reports") / "gameday" / \
+        "journal.json"
+
+
+@dataclass
+class GameDay:
+    profile: config.Profile
+    allow_production: bool = False
+    _closers: list[Any] = field(default_factory=list)
+
+    def _need(self, section: str) -> Any:
+        value = getattr(self.profile, section, None)
+        if value is None:
+            raise FaultRefused(f"profile {self.profile.name} has no `{section}` section: "
+                               "this fault has no control plane to act through")
+        return value
+
+    @functools.cached_property
+    def kube(self) -> Any:
+        from playbook.probes.kube import Kube
+
+        client = Kube(self._need("kubernetes"))
+        self._closers.append(client)
+        return client
+
+    @functools.cached_property
+    def aws(self) -> Any:
+        from playbook.probes.aws import AwsClients
+
+        return AwsClients(self._need("aws"))
+
+    @functools.cached_property
+    def prometheus(self) -> Any:
+        from playbook.probes.prometheus import Prometheus
+
+        client = Prometheus(self._need("prometheus"))
+        self._closers.append(client)
+        return client
+
+    @functools.cached_property
+    def alertmanager(self) -> Any:
+        from playbook.probes.alertmanager import Alertmanager
+
+        client = Alertmanager(self._need("alertmanager"))
+        self._closers.append(client)
+        return client
+
+    @functools.cached_property
+    def http(self) -> httpx.Client:
+        # Short timeouts: a drill's synthetic users and health polls must never stall it.
+        client = httpx.Client(timeout=httpx.Timeout(1.0), follow_redirects=False)
+        self._closers.append(client)
+        return client
+
+    def watchers(self) -> Watchers:
+        """How drills see the world: alerts in Prometheus, deliveries at the receivers' sink,
+        the service's health (health, ready, status, deployment availability), user errors."""
+        from playbook.probes.prometheus import active_alerts
+
+        service = self.profile.service
+
+        def alert_state(names: str) -> tuple[str, str]:
+            obs = self.prometheus.alerts()
+            seen = [(a.get("state", ""), n) for n in names.split("|")
+                    for a in active_alerts(obs, n)]
+            for state in ("firing", "pending"):
+                for got, name in seen:
+                    if got == state:
+                        return state, name
+            return "inactive", names
+
+        def notifications(receiver: str, contains: str, since: float) -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = []
+            for name in contains.split("|") if contains else [""]:
+                obs = self.alertmanager.received(contains=name, path=f"/{receiver}",
+                                                 since=since)
+                got += (obs.body or {}).get("received", []) if obs.ok else []
+            return got
+
+        def healthy() -> str | None:
+            for path, expect in ((service.endpoints.health, {"status": "ok"}),
+                                 (service.endpoints.ready, {"status": "ok"}),
+                                 (service.endpoints.status, {"status": "operational"})):
+                problem = http_probe.get(self.http, service.url(path)).problem(
+                    expect_json=expect)
+                if problem:
+                    return problem
+            if self.profile.kubernetes is not None:
+                dep = self.kube.deployment()
+                if dep.error or dep.desired == 0 or dep.available < dep.desired:
+                    return dep.error or (f"deployment {dep.name}: {dep.available} of "
+                                         f"{dep.desired} desired replicas available")
+            return None
+
+        def user_errors() -> bool:
+            return http_probe.get(self.http, service.url(service.endpoints.status)).status != 200
+
+        return Watchers(alert_state, notifications, healthy, user_errors)
+
+    def close(self) -> None:
+        for c in self._closers:
+            c.close()
+
+    @staticmethod
+    def revert_journal(profile: config.Profile, allow_production: bool = False,
+                       path: Path | None = None) -> int:
+        """`playbook gameday revert`: exit code 0 when nothing is left injected."""
+        path = path or journal_path()
+        try:
+            journal = Journal.open(path)
+        except ValueError as e:
+            print(f"playbook: {e}")
+            return 1
+        pending = journal.pending()
+        if not pending:
+            print(f"nothing to revert ({path})")
+            return 0
+        print(f"{len(pending)} fault(s) still injected according to {path}")
+        # Import every fault kind so the journal's records can be rebuilt.
+        from playbook.faults import alerting as _alerting  # noqa: F401
+        from playbook.faults import aws as _aws  # noqa: F401
+        from playbook.faults import kube as _kube  # noqa: F401
+
+        ctx = GameDay(profile, allow_production=True)  # reverting is always allowed
+        try:
+            failures = revert_pending(ctx, journal)
+        finally:
+            ctx.close()
+        return 1 if failures else 0
