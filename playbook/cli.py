@@ -9,6 +9,8 @@
                                                the playbook's messages (dry run unless --send)
     playbook report [--open]                   the Allure HTML report (and serve it locally)
     playbook gate --incident INC-.. [--notify] post-fix validation gate (playbook 6.2)
+    playbook evidence --incident INC-.. [--hours N]  evidence bundle (playbook 5.1)
+                                               exit 0, 1 when a source failed
     playbook gameday [run|revert] [--scenario S]  game-day drills; revert what a killed run left
 
 Exit codes: 0 success/healthy, 1 checks failed, 2 bad usage or a profile that cannot be used,
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +80,17 @@ def _pytest(paths: list[str], env: str | None, extra: list[str]) -> int:
     argv = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider"]
     if env:
         argv += ["--env", env]
-    return subprocess.call(argv + extra, cwd=ROOT)
+    proc = subprocess.Popen(argv + extra, cwd=ROOT)
+    # The run (a game day's reverts above all) must finish even when we are told to stop:
+    # pass SIGTERM on to it, and let Ctrl-C reach it through the terminal, then wait for it.
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                signal.SIGTERM: signal.signal(signal.SIGTERM,
+                                              lambda s, f: proc.send_signal(s))}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -121,7 +134,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     profile = _profile(args.env)
     from playbook import load  # imports Locust, which monkey-patches with gevent: only here
 
-    return load.run(profile, args.profile, workers=args.workers).exit_code
+    external = (load.External(args.expect_workers, args.master_bind, args.master_port)
+                if args.expect_workers else None)
+    return load.run(profile, args.profile, workers=args.workers, external=external).exit_code
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -230,6 +245,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from playbook import notify
 
     profile = _profile(args.env)
+    if args.notify and not args.incident:  # before the run, not after minutes of load
+        print("playbook: --notify needs --incident INC-...", file=sys.stderr)
+        return 2
     extra = ["--load-profile", args.load_profile]
     if args.incident:
         extra += ["--incident", args.incident]
@@ -243,9 +261,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
         why = (outcome or {}).get("failures") or [{"message": f"pytest exit code {code}"}]
         print(f"gate: FAILED - keep the incident open: {why[0]['message']}")
     if args.notify:
-        if not args.incident:
-            print("playbook: --notify needs --incident INC-...", file=sys.stderr)
-            return 2
         worst = (outcome or {}).get("verdict", "P1")
         incident = notify.Incident(
             id=args.incident, severity=worst if worst in ("P0", "P1", "P2", "P3") else "P1",
@@ -269,6 +284,40 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
     gt.set_defaults(func=cmd_gate)
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    """Playbook 5.1/5.2/7.2: the incident's evidence bundle, collected through the APIs."""
+    from playbook import evidence
+    from playbook.plugin import INCIDENT_ID
+
+    profile = _profile(args.env)
+    if not INCIDENT_ID.fullmatch(args.incident):
+        print(f"playbook: --incident {args.incident!r}: expected an id like INC-202611261830",
+              file=sys.stderr)
+        return 2
+    if args.hours is not None and args.hours <= 0:
+        print("playbook: --hours must be above 0", file=sys.stderr)
+        return 2
+    # The sandbox's AWS takes any keys: dummy ones when its endpoint is on loopback (as demo).
+    from playbook.probes.aws import local_credentials_env
+
+    os.environ.update(local_credentials_env(profile.aws, dict(os.environ)))
+    bundle = evidence.collect(profile, args.incident, hours=args.hours)
+    for line in evidence.summary(bundle):
+        print(line)
+    return 1 if bundle.failed else 0
+
+
+def _add_evidence(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evidence", help="incident evidence bundle (playbook 5.1), timeline "
+                        "(5.2) and review agenda (7.2) into reports/incidents/INC-.../")
+    ev.add_argument("--incident", required=True, help="incident id, e.g. INC-202611261830")
+    ev.add_argument("--hours", type=float, default=None,
+                    help="logs and metrics of the last N hours (default: the profile's "
+                    "evidence.hours, else 4)")
+    ev.add_argument("--env", dest="env", default=argparse.SUPPRESS)
+    ev.set_defaults(func=cmd_evidence)
+
+
 def scenarios() -> list[str]:
     return sorted(p.stem.removeprefix("test_") for p in (ROOT / "gameday").glob("test_*.py"))
 
@@ -286,7 +335,7 @@ def cmd_gameday(args: argparse.Namespace) -> int:
         return 2
     paths = ["gameday"] if args.scenario == "all" else [f"gameday/test_{args.scenario}.py"]
     extra = ["--allow-production"] if args.allow_production else []
-    return _pytest(paths, args.env, [*extra, "-v", *args.pytest_args])
+    return _pytest(paths, args.env, [*extra, "-v"])
 
 
 def _add_gameday(sub: argparse._SubParsersAction) -> None:
@@ -298,7 +347,6 @@ def _add_gameday(sub: argparse._SubParsersAction) -> None:
     gd.add_argument("--allow-production", action="store_true",
                     help="let faults touch a profile marked production: true")
     gd.add_argument("--env", dest="env", default=argparse.SUPPRESS)
-    gd.add_argument("pytest_args", nargs=argparse.REMAINDER)
     gd.set_defaults(func=cmd_gameday)
 
 
@@ -327,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="load profile from the profile's `load` section (smoke, gate, stress)")
     ld.add_argument("--workers", type=int, default=0,
                     help="Locust distributed mode on this machine: N worker processes")
+    ld.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                    help="be the master for N workers started elsewhere (`locust --worker`, "
+                    "e.g. deploy/ on Kubernetes) instead of starting them here")
+    ld.add_argument("--master-bind", default="127.0.0.1",
+                    help="with --expect-workers: the address to listen on (default 127.0.0.1)")
+    ld.add_argument("--master-port", type=int, default=5557,
+                    help="with --expect-workers: the port to listen on (default 5557)")
     ld.add_argument("--env", dest="env", default=argparse.SUPPRESS)
     ld.set_defaults(func=cmd_load)
 
@@ -336,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_notify(sub)
     _add_report(sub)
     _add_gate(sub)
+    _add_evidence(sub)
     _add_gameday(sub)
     return parser
 

@@ -139,12 +139,13 @@ class Journal:
 
 @contextlib.contextmanager
 def sigterm_unwinds() -> Iterator[None]:
-    """Within this block SIGTERM raises Interrupted, so `finally` clauses (reverts) run."""
+    """Within this block SIGTERM raises Interrupted (once), so `finally` clauses run."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the revert
         raise Interrupted(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -152,6 +153,21 @@ def sigterm_unwinds() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait while a revert runs: an impatient second Ctrl-C must not leave
+    the fault half reverted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -170,7 +186,8 @@ def injected(fault: Fault, ctx: Any, journal: Journal,
                 on_event("injected", fault.description)
             yield fault
         finally:
-            revert_entry(fault, ctx, journal, entry)
+            with signals_deferred():
+                revert_entry(fault, ctx, journal, entry)
             if on_event:
                 on_event("reverted", fault.description)
 
