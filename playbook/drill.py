@@ -58,6 +58,8 @@ class Watchers:
     # (receiver, alert name, since epoch) -> notifications that arrived
     healthy: Callable[[], str | None]  # None when the service is healthy, else why not
     user_errors: Callable[[], bool]  # one user-facing request: True if it failed
+    # names of the alerts pending or firing now (a pending one may still fire: rate windows lag)
+    active: Callable[[], list[str]] = lambda: []
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Drill:
     mitigate: Callable[[Any], str] | None = None  # the runbook action; returns what it did
     blast_error_budget: float = 1.0  # fraction of failing user requests tolerated ...
     blast_limit: float = 180.0  # ... for at most this long before aborting
+    settle: float = 0.0  # wait this long for a steady state (e.g. after the previous drill)
 
 
 class Timing:
@@ -116,7 +119,8 @@ class Timing:
               mitigate: Callable[[Any], str] | None = None) -> Drill:
         return Drill(name, fault, expect, mitigate,
                      blast_error_budget=self.g.blast_error_budget,
-                     blast_limit=self.g.blast_limit_seconds)
+                     blast_limit=self.g.blast_limit_seconds,
+                     settle=self(self.g.recover_within))
 
 
 @dataclass
@@ -191,7 +195,7 @@ def run(drill: Drill, ctx: Any, journal: Journal, watch: Watchers) -> Result:
     """Run one drill end to end. Never leaves the fault injected."""
     tl = Timeline(drill.name)
     exp = drill.expect
-    problem = watch.healthy()
+    problem = _steady_state(watch, drill.settle)
     if problem:
         raise FaultRefused(f"steady state does not hold, nothing injected: {problem}")
     tl.mark("steady state", "checks green before injection")
@@ -248,6 +252,21 @@ def run(drill: Drill, ctx: Any, journal: Journal, watch: Watchers) -> Result:
     return Result(drill.name, failed_stage is None, failed_stage, message, tl, metrics, exp)
 
 
+def _steady_state(watch: Watchers, settle: float) -> str | None:
+    """None once the service is healthy and no alert fires (waiting up to `settle` s for the
+    previous drill's alerts to resolve), else what is wrong."""
+    deadline = time.monotonic() + settle
+    while True:
+        problem = watch.healthy()
+        if problem is None:
+            active = watch.active()
+            problem = (f"alert(s) pending or firing: {', '.join(sorted(set(active)))}"
+                       if active else None)
+        if problem is None or time.monotonic() >= deadline:
+            return problem
+        time.sleep(0.5)
+
+
 def _detect(drill: Drill, watch: Watchers, tl: Timeline, abort: threading.Event) -> None:
     exp = drill.expect
     assert exp.alert is not None
@@ -276,11 +295,21 @@ def _no_page(watch: Watchers, since: float, window: float, tl: Timeline,
             got = watch.notifications(receiver, "", since)
             if got:
                 raise DrillFailed("false alarm", f"a {receiver} notification went out for a "
-                                  f"self-healing fault: {json.dumps(got[0])[:200]}")
+                                  f"self-healing fault: {_headline(got[0])}")
         if abort.is_set():
             raise DrillAborted("false alarm", "aborted: user-facing errors over budget")
         time.sleep(0.25)
     tl.mark("no page", f"no notification within {window:g} s")
+
+
+def _headline(notification: dict[str, Any]) -> str:
+    body = notification.get("body") or {}
+    if isinstance(body, dict):
+        summary = (body.get("payload") or {}).get("summary")
+        titles = [a.get("title") for a in body.get("attachments") or [] if a.get("title")]
+        if summary or titles:
+            return str(summary or titles[0])
+    return json.dumps(notification)[:300]
 
 
 # --- scorecard ------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ Route = tuple[int, str, str, float]
 
 
 @contextmanager
-def serve(routes: dict[str, Route], default: Route | None = None) -> Iterator[str]:
-    """Serve `routes` on a free port of 127.0.0.1; yields the base URL."""
+def serve(routes: dict[str, Route], default: Route | None = None,
+          headers: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve `routes` on a free port of 127.0.0.1; yields the base URL. `headers` are sent
+    with every answer (BaseHTTPRequestHandler also sends its own Server: BaseHTTP/x Python/y)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -27,6 +29,8 @@ def serve(routes: dict[str, Route], default: Route | None = None) -> Iterator[st
                 self.send_response(status)
                 self.send_header("content-type", ctype)
                 self.send_header("content-length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except OSError:

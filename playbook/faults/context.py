@@ -17,6 +17,17 @@ from playbook.faults.base import FaultRefused, Journal, revert_pending
 from playbook.probes import http as http_probe
 
 
+def _resolved(body: Any) -> bool:
+    """A PagerDuty `resolve` event or a Slack message about resolved alerts."""
+    if not isinstance(body, dict):
+        return False
+    if body.get("event_action") == "resolve":
+        return True
+    text = " ".join(str(a.get("title", "")) + str(a.get("text", ""))
+                    for a in body.get("attachments", []) or []) + str(body.get("text", ""))
+    return "RESOLVED" in text and "FIRING" not in text
+
+
 def journal_path() -> Path:
     root = Path(__file__).resolve().parents[2]
     return Path(os.environ.get("PLAYBOOK_REPORTS") or root / "reports") / "gameday" / \
@@ -91,12 +102,18 @@ class GameDay:
             return "inactive", names
 
         def notifications(receiver: str, contains: str, since: float) -> list[dict[str, Any]]:
+            """Pages and messages that announce a problem (not 'resolved' ones)."""
             got: list[dict[str, Any]] = []
             for name in contains.split("|") if contains else [""]:
                 obs = self.alertmanager.received(contains=name, path=f"/{receiver}",
                                                  since=since)
                 got += (obs.body or {}).get("received", []) if obs.ok else []
-            return got
+            return [n for n in got if not _resolved(n.get("body"))]
+
+        def active() -> list[str]:
+            obs = self.prometheus.alerts()
+            return [a.get("labels", {}).get("alertname", "?")
+                    for a in (obs.body or {}).get("alerts", [])] if obs.ok else []
 
         def healthy() -> str | None:
             for path, expect in ((service.endpoints.health, {"status": "ok"}),
@@ -116,7 +133,7 @@ class GameDay:
         def user_errors() -> bool:
             return http_probe.get(self.http, service.url(service.endpoints.status)).status != 200
 
-        return Watchers(alert_state, notifications, healthy, user_errors)
+        return Watchers(alert_state, notifications, healthy, user_errors, active)
 
     def close(self) -> None:
         for c in self._closers:
@@ -141,6 +158,7 @@ class GameDay:
         from playbook.faults import alerting as _alerting  # noqa: F401
         from playbook.faults import aws as _aws  # noqa: F401
         from playbook.faults import kube as _kube  # noqa: F401
+        from playbook.faults import security as _security  # noqa: F401
 
         ctx = GameDay(profile, allow_production=True)  # reverting is always allowed
         try:

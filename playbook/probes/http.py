@@ -87,10 +87,11 @@ def _describe(exc: httpx.HTTPError, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def get(client: httpx.Client, url: str, max_body: int = 4096) -> HttpObservation:
+def get(client: httpx.Client, url: str, max_body: int = 4096,
+        headers: dict[str, str] | None = None) -> HttpObservation:
     start = time.perf_counter()
     try:
-        resp = client.get(url)
+        resp = client.get(url, headers=headers)
     except httpx.HTTPError as exc:
         timeout = client.timeout.read or client.timeout.connect or 0
         return HttpObservation("GET", url, elapsed=time.perf_counter() - start,

@@ -162,6 +162,34 @@ class RolloutObservation:
         return bool(self.stable_hash) and self.stable_hash == self.current_hash
 
 
+@dataclass(frozen=True)
+class LogLine:
+    pod: str
+    time: dt.datetime | None  # the container runtime's stamp (kubectl logs --timestamps)
+    text: str
+
+
+@dataclass(frozen=True)
+class PodLogsObservation:
+    """`kubectl logs -l <selector> --since=...`: the lines of every selected pod's container."""
+
+    where: str
+    since_seconds: int
+    pods: list[str] = field(default_factory=list)
+    lines: list[LogLine] = field(default_factory=list)  # oldest first, all pods merged
+    pod_errors: list[str] = field(default_factory=list)  # pods whose log could not be read
+    error: str | None = None  # the pods could not be listed at all
+
+
+def _log_line(pod: str, raw: str) -> LogLine:
+    stamp, _, text = raw.partition(" ")
+    try:
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return LogLine(pod, None, raw)
+    return LogLine(pod, when, text)
+
+
 def _status_message(e: ApiException) -> str:
     try:
         body = json.loads(e.body or "")
@@ -369,3 +397,30 @@ class Kube:
             str(status.get("stableRS") or ""), str(status.get("currentPodHash") or ""),
             str(annotations.get("rollout.argoproj.io/revision") or ""),
             str(containers[0].get("image") or "") if containers else "")
+
+    def pod_logs(self, since_seconds: int, tail_lines: int | None = None) -> PodLogsObservation:
+        """The logs of the backend's pods (kubernetes.selector) since `since_seconds` ago, with
+        the runtime's timestamps. A pod whose log cannot be read is named in pod_errors."""
+        s = self.section
+        pods = self.pods()
+        where = f"logs of {pods.where} (since {since_seconds} s)"
+        if pods.error:
+            return PodLogsObservation(where, since_seconds, error=pods.error)
+        lines: list[LogLine] = []
+        errors: list[str] = []
+        for pod in pods.pods:
+            # Raw bytes: the client would parse a log that happens to be one JSON document.
+            result, error = self.call(
+                f"read the log of pod {pod.name} in namespace {s.namespace}",
+                lambda api, t, name=pod.name: k8s.CoreV1Api(api).read_namespaced_pod_log(
+                    name, s.namespace, since_seconds=since_seconds, timestamps=True,
+                    tail_lines=tail_lines, _preload_content=False, _request_timeout=t))
+            if error:
+                errors.append(f"{pod.name}: {error}")
+                continue
+            text = result.data.decode("utf-8", errors="replace")
+            lines += [_log_line(pod.name, raw) for raw in text.splitlines() if raw]
+        epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+        lines.sort(key=lambda line: line.time or epoch)
+        return PodLogsObservation(where, since_seconds, [p.name for p in pods.pods], lines,
+                                  errors)

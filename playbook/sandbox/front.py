@@ -18,7 +18,11 @@ from typing import Any
 
 import httpx
 
+from playbook.sandbox.netpol import NETPOL_FILE, admits
+
 ENDPOINTS = Path(os.environ.get("SANDBOX_ENDPOINTS", "/nonexistent"))
+# NetworkPolicies compiled by the Kubernetes API addon (netpol.py); beside endpoints.json.
+NETPOL = ENDPOINTS.parent / NETPOL_FILE
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
               b"proxy-connection"}
 BAD_GATEWAY = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -52,11 +56,36 @@ class Upstreams:
         return self.targets[start:] + self.targets[:start]
 
 
+class Policies:
+    """netpol.json, re-read at most every 0.1 s (like the endpoints)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.checked, self.mtime = path, 0.0, -1.0
+        self.pods: dict[str, Any] = {}
+
+    def current(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self.checked > 0.1:
+            self.checked = now
+            try:
+                mtime = self.path.stat().st_mtime
+                if mtime != self.mtime:
+                    self.pods = json.loads(self.path.read_text()).get("pods", {})
+                    self.mtime = mtime
+            except FileNotFoundError:
+                self.pods, self.mtime = {}, -1.0
+            except (OSError, ValueError):
+                pass
+        return self.pods
+
+
 upstreams = Upstreams(ENDPOINTS)
+policies = Policies(NETPOL)
 # Prometheus scrapes the front itself here (job security-dashboard-front); a path of its own so
 # that it never shadows a route of the backend.
 METRICS_PATH = "/-/metrics"
 responses: Counter[int] = Counter()
+refused: Counter[str] = Counter()  # requests refused by a NetworkPolicy, by source address
 client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=0.5),
                            limits=httpx.Limits(max_connections=200,
                                                max_keepalive_connections=50))
@@ -87,11 +116,21 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     path = scope["raw_path"].decode() or scope["path"]
     if scope.get("query_string"):
         path += "?" + scope["query_string"].decode()
+    # The front is the edge: what a client claims in X-Forwarded-For is dropped, and the
+    # address it connected from is what the backend logs as the source.
     headers = [(k, v) for k, v in scope["headers"]
-               if k.lower() not in HOP_BY_HOP | {b"host", b"content-length"}]
+               if k.lower() not in HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for"}]
     client_ip = (scope.get("client") or ("", 0))[0]
     headers.append((b"x-forwarded-for", client_ip.encode()))
-    for target in upstreams.pick()[:3]:
+    targets = upstreams.pick()
+    isolated = policies.current()
+    if isolated:
+        admitted = [t for t in targets if admits(isolated.get(t), client_ip)]
+        if targets and not admitted:
+            return await _refuse(send, client_ip, sorted({
+                n for t in targets for n in (isolated.get(t) or {}).get("policies", [])}))
+        targets = admitted
+    for target in targets[:3]:
         try:
             resp = await client.request(scope["method"], target + path, headers=headers,
                                         content=body)
@@ -108,6 +147,17 @@ async def app(scope: dict, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BAD_GATEWAY})
 
 
+async def _refuse(send: Any, client_ip: str, names: list[str]) -> None:
+    """No pod admits this client: 403 naming the policies (a CNI would drop the packets)."""
+    responses[403] += 1
+    refused[client_ip] += 1
+    body = json.dumps({"error": "forbidden by NetworkPolicy", "source": client_ip,
+                       "policies": names}).encode()
+    await send({"type": "http.response.start", "status": 403,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _metrics(send: Any) -> None:
     """Prometheus text format: what the front answered, and how many replicas it routes to."""
     upstreams.pick()  # refresh the target list
@@ -117,7 +167,13 @@ async def _metrics(send: Any) -> None:
               for code, n in sorted(responses.items())]
     lines += ["# HELP security_dashboard_front_upstreams Backend replicas the front routes to.",
               "# TYPE security_dashboard_front_upstreams gauge",
-              f"security_dashboard_front_upstreams {len(upstreams.targets)}", ""]
+              f"security_dashboard_front_upstreams {len(upstreams.targets)}",
+              "# HELP security_dashboard_front_netpol_refused_total Requests a NetworkPolicy "
+              "refused, by source address.",
+              "# TYPE security_dashboard_front_netpol_refused_total counter"]
+    lines += [f'security_dashboard_front_netpol_refused_total{{source="{ip}"}} {n}'
+              for ip, n in sorted(refused.items())]
+    lines += [""]
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain; version=0.0.4")]})
     await send({"type": "http.response.body", "body": "\n".join(lines).encode()})

@@ -420,6 +420,9 @@ class Supervisor:
             sys.executable, "-m", "uvicorn", "playbook.sandbox.front:app",
             "--host", "127.0.0.1", "--port", str(self.sb.ports.front), "--no-access-log",
             "--log-level", "warning", "--no-server-header", "--no-date-header",
+            # The front is the edge: the client's socket address is the source (uvicorn would
+            # otherwise trust X-Forwarded-For from 127.0.0.1 and let a client claim any).
+            "--no-proxy-headers",
         ], env={"SANDBOX_ENDPOINTS": str(self.dir / ENDPOINTS_FILE),
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
         await self._wait(lambda: self._tcp_ping(self.sb.ports.front), "front", 20)
