@@ -322,6 +322,7 @@ class Evidence:
     step_seconds: float = 60.0  # query_range step (playbook: step=60s)
     on_failure: bool = False
     frontend_selector: str = "app=security-dashboard-frontend"
+    log_bytes_per_pod: int = 20_000_000  # pods/log limitBytes: a noisy pod cannot fill the disk
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ class Watchers:
     user_errors: Callable[[], bool]  # one user-facing request: True if it failed
     # names of the alerts pending or firing now (a pending one may still fire: rate windows lag)
     active: Callable[[], list[str]] = lambda: []
+    # (alert name, severity) -> the fastest detection the monitoring allows: scrape interval
+    # + evaluation interval + the rule's `for` (+ the route's group_wait for the page)
+    floor: Callable[[str, str], dict[str, float]] = lambda name, severity: {}
 
 
 @dataclass
@@ -238,7 +241,14 @@ def run(drill: Drill, ctx: Any, journal: Journal, watch: Watchers) -> Result:
             tl.mark("recovered", "after revert")
         except DrillFailed as e:
             failed_stage, message = e.stage, str(e)
+    floors: dict[str, float] = {}
+    if exp.alert:
+        fired = next((e["detail"].split(" ")[0] for e in tl.events
+                      if e["stage"] == "alert firing"), exp.alert.split("|")[0])
+        floors = watch.floor(fired, exp.severity or "")
     metrics = {
+        "detect_floor": floors.get("detect"),
+        "notify_floor": floors.get("notify"),
         "time_to_detect": tl.between("injected", "alert firing"),
         "time_to_notify": tl.between("injected", "notification delivered"),
         "time_to_mitigate": tl.between("injected", "mitigation applied"),
@@ -337,12 +347,13 @@ def _markdown(results: list[Result], data: dict[str, Any]) -> str:
     lines = ["# Game-day scorecard", "",
              f"{sum(r.passed for r in results)}/{len(results)} drills passed; wall time "
              f"{data['wall_seconds']} s", "",
-             "| drill | result | detect | notify | mitigate | recover | note |",
+             "| drill | result | detect (floor) | notify (floor) | mitigate | recover | note |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
         m = r.metrics
         lines.append(f"| {r.drill} | {'PASS' if r.passed else 'FAIL'} | "
-                     f"{_fmt(m['time_to_detect'])} | {_fmt(m['time_to_notify'])} | "
+                     f"{_fmt(m['time_to_detect'])} ({_fmt(m['detect_floor'])}) | "
+                     f"{_fmt(m['time_to_notify'])} ({_fmt(m['notify_floor'])}) | "
                      f"{_fmt(m['time_to_mitigate'])} | {_fmt(m['time_to_recover'])} | "
                      f"{'' if r.passed else r.message} |")
     for r in results:

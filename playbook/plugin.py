@@ -44,6 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to write the verdict JSON (default reports/verdict.json)")
     group.addoption("--incident", default=None, metavar="INC-...",
                     help="tag the results (Allure, JUnit, verdict) with an incident id")
+    group.addoption("--evidence-on-failure", action="store_true", default=False,
+                    help="when a P0 or P1 check fails, collect the evidence bundle (playbook "
+                    "5.1) into reports/incidents/ and attach it to Allure (also: the "
+                    "profile's evidence.on_failure)")
 
 
 def _suite_run(config: pytest.Config) -> bool:
@@ -276,7 +280,67 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
             markup = {"green": True} if outcome["verdict"] == "healthy" else {"red": True,
                                                                               "bold": True}
             tr.write_line(verdict_line(outcome), **markup)
+        _evidence_on_failure(config, outcome, tr)
     return result
+
+
+def _evidence_on_failure(config: pytest.Config, outcome: dict[str, Any], tr: Any) -> None:
+    """A P0 or P1 verdict with --evidence-on-failure (or evidence.on_failure): collect the
+    bundle and attach it to the Allure results as one more result carrying the files."""
+    profile = config.stash[PROFILE_KEY]
+    wanted = config.getoption("evidence_on_failure") or (
+        profile.evidence is not None and profile.evidence.on_failure)
+    if not wanted or outcome["verdict"] not in ("P0", "P1"):
+        return
+    from playbook import evidence
+
+    incident = config.getoption("incident") or time.strftime("INC-%Y%m%d%H%M", time.gmtime())
+    started = time.time()
+    try:
+        bundle = evidence.collect(profile, incident, failures=outcome["failures"])
+    except Exception as e:  # the verdict stands; the bundle is a bonus
+        if tr is not None:
+            tr.write_line(f"evidence: not collected - {type(e).__name__}: {e}", red=True)
+        return
+    if tr is not None:
+        for line in evidence.summary(bundle):
+            tr.write_line(line)
+    alluredir = getattr(config.option, "allure_report_dir", None)
+    if alluredir:
+        _attach_bundle(Path(alluredir), bundle, started)
+
+
+def _attach_bundle(alluredir: Path, bundle: Any, started: float) -> None:
+    import shutil
+    import uuid
+
+    alluredir.mkdir(parents=True, exist_ok=True)
+    files = [(bundle.zip(), "application/zip"),
+             (bundle.directory / "timeline.md", "text/markdown"),
+             (bundle.directory / "sources.json", "application/json"),
+             (bundle.directory / "pir-agenda.md", "text/markdown")]
+    attachments = []
+    for path, mime in files:
+        if not path.exists():
+            continue
+        source = f"{uuid.uuid4()}-attachment{path.suffix}"
+        shutil.copyfile(path, alluredir / source)
+        attachments.append({"name": path.name, "source": source, "type": mime})
+    failed = [s.name for s in bundle.failed]
+    result = {
+        "uuid": str(uuid.uuid4()), "historyId": f"evidence-{bundle.incident}",
+        "name": f"Evidence bundle {bundle.incident}",
+        "fullName": f"playbook.evidence::{bundle.incident}",
+        "status": "broken" if failed else "passed", "stage": "finished",
+        "statusDetails": {"message": "not collected: " + ", ".join(failed)} if failed else {},
+        "description": f"Playbook 5.1 evidence collected because the run's verdict was P0/P1; "
+                       f"in {bundle.directory}",
+        "start": int(started * 1000), "stop": int(time.time() * 1000),
+        "labels": [{"name": "feature", "value": "evidence"},
+                   {"name": "tag", "value": bundle.incident},
+                   {"name": "suite", "value": "incident evidence"}],
+        "attachments": attachments}
+    (alluredir / f"{result['uuid']}-result.json").write_text(json.dumps(result, indent=2))
 
 
 def _write_allure_environment(config: pytest.Config) -> None:

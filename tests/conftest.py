@@ -65,12 +65,28 @@ def _rebase(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def write_sandbox_profile(directory: Path, **overrides: Any) -> Path:
+# Optional sandbox components: the ports that start them and the profile sections that use them.
+COMPONENTS = {"monitoring": (("prometheus", "alertmanager", "sink"), ("prometheus",
+                                                                     "alertmanager")),
+              "aws": (("aws",), ("aws",)), "kubernetes": (("kube",), ("kubernetes",))}
+
+
+LIGHT = ("monitoring", "aws", "kubernetes")  # front, pods, PostgreSQL and Redis only
+
+
+def write_sandbox_profile(directory: Path, without: tuple[str, ...] = (),
+                          **overrides: Any) -> Path:
     """local.yaml with every sandbox port moved to a free one and a private state dir.
 
     URLs anywhere in the profile that point at a sandbox port follow it. `overrides` are merged
     into the top-level sections (e.g. service={"timeout": 1})."""
     raw = yaml.safe_load(LOCAL.read_text())
+    for component in without:  # a lighter sandbox for tests that do not need it
+        port_names, sections = COMPONENTS[component]
+        for name in port_names:
+            raw["sandbox"]["ports"].pop(name, None)
+        for section in sections:
+            raw.pop(section, None)
     ports = raw["sandbox"]["ports"]
     base = free_port_block(len(ports) + 40)
     mapping: dict[int, int] = {}
@@ -120,8 +136,8 @@ class Sandbox:
         return self.refresh()["components"][component]["pid"]
 
 
-def start_sandbox(tmp: Path, **overrides: Any) -> Sandbox:
-    path = write_sandbox_profile(tmp, **overrides)
+def start_sandbox(tmp: Path, without: tuple[str, ...] = (), **overrides: Any) -> Sandbox:
+    path = write_sandbox_profile(tmp, without, **overrides)
     profile = config.load(str(path))
     state = control.up(profile, echo=lambda *_: None)
     return Sandbox(path, profile, state)
@@ -140,7 +156,7 @@ def stop_sandbox(sb: Sandbox) -> None:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One healthy sandbox for the tests that only read from it. Tests that break things use
     `fresh_sandbox` (their own) so they cannot leak a fault into their neighbours."""
-    sb = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    sb = start_sandbox(tmp_path_factory.mktemp("sandbox"), without=LIGHT)
     try:
         yield sb
     finally:
@@ -149,7 +165,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def fresh_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = start_sandbox(tmp_path)
+    sb = start_sandbox(tmp_path, without=LIGHT)
     try:
         yield sb
     finally:

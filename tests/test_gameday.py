@@ -68,6 +68,8 @@ def test_every_drill_passes_and_writes_a_scorecard(sb: Sandbox, tmp_path: Path) 
         assert stages[0] == "steady state" and "injected" in stages and "reverted" in stages
     assert (card_path.parent / "timeline.svg").read_text().startswith("<svg")
     assert "| backend outage | PASS |" in (card_path.parent / "scorecard.md").read_text()
+    outage = next(d for d in card["drills"] if d["drill"] == "backend outage")
+    assert outage["metrics"]["detect_floor"] > 0
     journal = Journal.open(tmp_path / "reports" / "gameday" / "journal.json")
     assert journal.entries and journal.pending() == []
     print(f"game day wall time {wall:.1f} s")
@@ -88,7 +90,7 @@ def test_without_its_alert_rule_a_drill_fails_at_detection(sb: Sandbox, ctx: Gam
         d = drill.Drill("targets lost, no rule", TargetsDeregistered(),
                         drill.Expect(alert="LoadBalancerNoTargets", severity="P0",
                                      receiver="pagerduty", detect_within=6,
-                                     recover_within=30))
+                                     recover_within=30), settle=30)
         result = drill.run(d, ctx, Journal.open(tmp_path / "j.json"), ctx.watchers())
     finally:
         rules.write_text(original)
@@ -111,7 +113,7 @@ def test_with_a_broken_rollback_a_drill_fails_at_mitigation(sb: Sandbox, ctx: Ga
         d = drill.Drill("bad deploy, rollback refused", BadDeploy(tag="bad-5xx"),
                         drill.Expect(alert="HighErrorRate", severity="P0", detect_within=40,
                                      recover_within=5),
-                        mitigate=lambda _: emergency_rollback(viewer))
+                        mitigate=lambda _: emergency_rollback(viewer), settle=30)
         result = drill.run(d, ctx, journal, ctx.watchers())
     finally:
         viewer.close()

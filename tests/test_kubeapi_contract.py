@@ -44,7 +44,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    box = start_sandbox(tmp_path_factory.mktemp("kubeapi"))
+    box = start_sandbox(tmp_path_factory.mktemp("kubeapi"),
+                        without=("monitoring", "aws"))
     try:
         yield box
     finally:
@@ -176,8 +177,10 @@ def test_reads_deserialize_into_the_clients_models(sb: Sandbox, api: k8s.ApiClie
     scale = apps.read_namespaced_deployment_scale(NAME, NS)
     assert (scale.spec.replicas, scale.status.replicas) == (2, 2)
     rs = apps.list_namespaced_replica_set(NS).items
-    assert len(rs) == 1 and rs[0].status.ready_replicas == 2
-    assert rs[0].metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    # The sandbox starts with a previous revision (1.4.1, scaled to zero) to roll back to.
+    assert len(rs) == 2 and rs[1].status.ready_replicas == 2 and not rs[0].status.ready_replicas
+    assert [r.metadata.annotations["deployment.kubernetes.io/revision"] for r in rs] == ["1", "2"]
+    assert rs[0].spec.template.spec.containers[0].image == f"{IMAGE}:1.4.1"
     svc = core.read_namespaced_service(NAME, NS)
     assert svc.spec.selector == {"app": NAME}
     ep = core.read_namespaced_endpoints(NAME, NS)
@@ -459,7 +462,7 @@ def test_rollout_of_bad_images_abort_and_undo(sb: Sandbox, core: k8s.CoreV1Api,
     wait_for(lambda: rolled("1.5.0-bad-5xx"), 30, "the bad-5xx rollout done")
     bad = rollout()
     assert bad["status"]["stableRS"] == bad["status"]["currentPodHash"] != first
-    assert bad["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "2"
+    assert bad["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "3"
     assert front(sb, "/api/health").status_code == 500  # a bad build passes its readiness
     assert front(sb, "/api/ready").status_code == 200
 
@@ -468,7 +471,7 @@ def test_rollout_of_bad_images_abort_and_undo(sb: Sandbox, core: k8s.CoreV1Api,
                                                            {"status": {"abort": True}})
     assert aborted["status"]["phase"] == "Degraded"
     assert aborted["status"]["message"] == ("RolloutAborted: Rollout aborted update to "
-                                            "revision 3")
+                                            "revision 4")
     wait_for(lambda: all(p.status.container_statuses[0].image == f"{IMAGE}:1.5.0-bad-5xx"
                          for p in core.list_namespaced_pod(NS).items)
              and len(core.list_namespaced_pod(NS).items) == 2, 20, "back on the stable pods")
@@ -484,7 +487,8 @@ def test_rollout_of_bad_images_abort_and_undo(sb: Sandbox, core: k8s.CoreV1Api,
     rs = k8s.AppsV1Api(core.api_client).list_namespaced_replica_set(NS).items
     revisions = sorted(int(r.metadata.annotations["deployment.kubernetes.io/revision"])
                        for r in rs)
-    assert revisions == [1, 4, 5]  # 1.4.2, 1.5.0-bad-5xx (undone to: 4), 1.5.1-bad-slow (5)
+    # 1.4.1 (seeded), 1.4.2, 1.5.0-bad-5xx (undone to: 5), 1.5.1-bad-slow (6)
+    assert revisions == [1, 2, 5, 6]
     warnings = core.list_namespaced_event(NS, field_selector="type=Warning").items
     assert any(e.reason == "RolloutAborted" for e in warnings)
     assert os.path.exists(sb.dir / "kubeconfig")

@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Sandbox, free_port_block, run_suite, start_sandbox, stop_sandbox
+from tests.conftest import (
+    LIGHT,
+    ROOT,
+    Sandbox,
+    free_port_block,
+    run_suite,
+    start_sandbox,
+    stop_sandbox,
+)
 
 STOP_TIMEOUT = 3
 SMOKE: dict[str, Any] = {
@@ -52,7 +60,7 @@ LOAD = {
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One sandbox for the module; tests that slow it down restore its chaos file."""
-    sandbox = start_sandbox(tmp_path_factory.mktemp("load-sandbox"), load=LOAD)
+    sandbox = start_sandbox(tmp_path_factory.mktemp("load-sandbox"), without=LIGHT, load=LOAD)
     try:
         yield sandbox
     finally:

@@ -133,7 +133,20 @@ class GameDay:
         def user_errors() -> bool:
             return http_probe.get(self.http, service.url(service.endpoints.status)).status != 200
 
-        return Watchers(alert_state, notifications, healthy, user_errors, active)
+        def floor(alert: str, severity: str) -> dict[str, float]:
+            from playbook.probes.alertmanager import route_timing
+            from playbook.probes.prometheus import intervals, rule_for
+
+            iv = intervals(self.prometheus)
+            wait = rule_for(self.prometheus, alert, {"severity": severity} if severity else None)
+            if isinstance(iv, str) or wait is None:
+                return {}
+            detect = iv["scrape_interval"] + iv["evaluation_interval"] + wait
+            route = route_timing(self.alertmanager, {"alertname": alert, "severity": severity})
+            group_wait = 0.0 if isinstance(route, str) else float(route["group_wait"])
+            return {"detect": detect, "notify": detect + group_wait}
+
+        return Watchers(alert_state, notifications, healthy, user_errors, active, floor)
 
     def close(self) -> None:
         for c in self._closers:

@@ -6,7 +6,9 @@ What it serves (namespace security-dashboard unless said):
   services and their endpoints, configmaps, events (core v1);
 - deployments (+ scale), replicasets (apps/v1);
 - Argo Rollouts `rollouts` (+ status, scale; argoproj.io/v1alpha1);
-- Chaos Mesh `httpchaos` (chaos-mesh.org/v1alpha1): create/get/list/delete.
+- Chaos Mesh `httpchaos` (chaos-mesh.org/v1alpha1): create/get/list/delete;
+- `networkpolicies` (networking.k8s.io/v1): create/get/list/delete, enforced by the front
+  against the client's address (playbook/sandbox/netpol.py).
 
 How the objects map onto the sandbox:
 - Pods are the backend's replica processes. Deleting one kills its process (SIGTERM, SIGKILL
@@ -20,6 +22,11 @@ How the objects map onto the sandbox:
   progressDeadlineSeconds or after an abort (`status.abort: true` through rollouts/status; the
   pods go back to the stable version; patching the image back to the stable one - `undo` -
   makes it Healthy again); Paused with spec.paused.
+  History: like a cluster that has deployed before, a fresh sandbox has two revisions - the
+  previous version (1.4.2 -> 1.4.1, an old ReplicaSet scaled to zero) as revision 1 and the
+  running one as revision 2 - so a rollback has a target from the start; revisionHistoryLimit
+  prunes old ReplicaSets (0 leaves none). Patches and deletes take `dryRun=All`: validated and
+  answered with the would-be object, nothing changed.
 - Nodes: sandbox-node-1 and -2 (pods are placed by slot). A node is made NotReady by patching
   nodes/<name>/status with a Ready condition of status "False" (as `kubectl` would for a
   status subresource) and Ready again the same way. Scheduling is not modelled: pods on a
@@ -75,6 +82,7 @@ from playbook.sandbox.kubepatch import (
     invalid,
     label_matcher,
 )
+from playbook.sandbox.netpol import NetworkPolicies
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
 from playbook.sandbox.supervisor import DEPLOYMENT, NAMESPACE, Pod, Supervisor
 
@@ -115,6 +123,14 @@ def parse_duration(text: Any) -> float:
     if not parts or "".join(n + u for n, u in parts) != str(text):
         raise ValueError(text)
     return sum(float(n) * units[u] for n, u in parts)
+
+
+def previous_version(version: str) -> str:
+    """The version deployed before `version`: 1.4.2 -> 1.4.1, 2.0.0 -> 2.0.0-previous."""
+    m = re.fullmatch(r"(.*?)(\d+)", version)
+    if m and int(m.group(2)) > 0:
+        return f"{m.group(1)}{int(m.group(2)) - 1}"
+    return f"{version}-previous"
 
 
 def image_tag(image: Any) -> str | None:
@@ -198,9 +214,12 @@ class Cluster:
         self.created = time.time()
         self.counter = 1000
         self.seen: dict[str, tuple[str, str]] = {}  # object key -> (content digest, rv)
+        # Like a cluster that has deployed before: the previous version is revision 1 (an old
+        # ReplicaSet scaled to zero, kept by revisionHistoryLimit), the running one revision 2,
+        # so `rollout undo` has a target from the start (checks/test_rollback.py).
         self.work = Workload(spec_version=sup.version, stable=sup.version,
-                             revisions={sup.version: 1})
-        self.next_revision = 2
+                             revisions={previous_version(sup.version): 1, sup.version: 2})
+        self.next_revision = 3
         self.nodes: dict[str, dict[str, Any]] = {n: self._node(n) for n in NODES}
         self.configmap: dict[str, Any] = {
             "labels": {"app": DEPLOYMENT}, "annotations": {},
@@ -487,6 +506,10 @@ class Cluster:
             if m:
                 with contextlib.suppress(ValueError):
                     last = parse_ts(m.group(1))
+            elif line.startswith("{"):
+                # A structured line (auth.security_event) carries its own time.
+                with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                    last = parse_ts(json.loads(line)["time"])
             stamped.append((last, line))
         try:
             since = None
@@ -1172,6 +1195,11 @@ class Cluster:
                      self.httpchaos_list, create_fn=self.create_httpchaos,
                      delete_fn=self.delete_httpchaos, strategic=False),
         ]
+        # NetworkPolicies: stored here, enforced by the front (playbook/sandbox/netpol.py).
+        self.netpol = NetworkPolicies(self)
+        items.append(Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1",
+                              True, self.netpol.list, create_fn=self.netpol.create,
+                              delete_fn=self.netpol.delete))
         return {r.plural: r for r in items}
 
 
@@ -1261,6 +1289,10 @@ class Api:
             raise ApiError(405, "MethodNotAllowed", "watch is not supported by the sandbox's "
                            "Kubernetes API; list and poll instead")
         dry = params.get("dryRun") == "All"
+        if "dryRun" in params and not dry:
+            # As the real server: an unknown directive is an error, never a real write.
+            raise bad_request(f"invalid dry run directive {params['dryRun']!r}: the only "
+                              "valid value is All")
         if name is None:
             return await self.collection(request, res, ns, verb, params, dry)
         return await self.item(request, res, ns, name, sub, verb, params, dry)
