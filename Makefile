@@ -29,8 +29,10 @@ PYTEST_ARGS ?=
 demo: install
 	@$(BIN)/playbook demo $(PYTEST_ARGS); code=$$?; $(BIN)/playbook report || true; exit $$code
 
+# Two workers (the machine has 2 cores; most tests wait on sandboxes, alerts and timers), one
+# test module per worker so that a module's sandbox is started once.
 test: install
-	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
