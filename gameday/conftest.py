@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,9 +84,17 @@ def scorecard(pytestconfig: pytest.Config) -> Iterator[list[drill.Result]]:
                                attachment_type=kinds[kind])
         except Exception:
             pass
-    tr = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"game-day scorecard: {paths['md']}")
+    _written.append(paths["md"])
+
+
+_written: list[Path] = []  # scorecards of this session, announced in the terminal summary
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for path in _written:
+        terminalreporter.write_line(f"game-day scorecard: {path}")
+        summary = path.read_text().splitlines()
+        terminalreporter.write_line("\n".join(summary[2:3] + summary[4:]).split("\n## ")[0])
 
 
 @pytest.fixture

@@ -34,10 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent  # the project: checks/, loadtests
 
 def _profile(env: str | None) -> config.Profile:
     try:
-        return config.load(env)
+        profile = config.load(env)
     except config.ProfileError as e:
         print(f"playbook: profile error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    if profile.aws is not None:
+        # The sandbox's AWS accepts any keys and the profile holds none: dummy ones, only when
+        # its endpoint is on loopback and the environment has no credentials of its own.
+        from playbook.probes.aws import local_credentials_env
+
+        os.environ.update(local_credentials_env(profile.aws, dict(os.environ)))
+    return profile
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -107,11 +114,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except control.SandboxError as e:
         print(f"playbook: {e}", file=sys.stderr)
         return 3
-    # The sandbox's AWS accepts any keys; the profile holds none, so the demo exports dummy
-    # ones - only when its AWS endpoint is on loopback and the environment has none.
-    from playbook.probes.aws import local_credentials_env
-
-    os.environ.update(local_credentials_env(profile.aws, dict(os.environ)))
     try:
         code = _pytest(["checks"], profile.source, ["-v", *args.pytest_args])
     finally:
@@ -297,10 +299,6 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     if args.hours is not None and args.hours <= 0:
         print("playbook: --hours must be above 0", file=sys.stderr)
         return 2
-    # The sandbox's AWS takes any keys: dummy ones when its endpoint is on loopback (as demo).
-    from playbook.probes.aws import local_credentials_env
-
-    os.environ.update(local_credentials_env(profile.aws, dict(os.environ)))
     bundle = evidence.collect(profile, args.incident, hours=args.hours)
     for line in evidence.summary(bundle):
         print(line)

@@ -363,38 +363,49 @@ def _markdown(results: list[Result], data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-COLOURS = {"injected": "#d9534f", "alert pending": "#f0ad4e", "alert firing": "#ec971f",
-           "notification delivered": "#5bc0de", "mitigation applied": "#337ab7",
-           "recovered": "#5cb85c", "reverted": "#777777", "no page": "#5cb85c"}
+COLOURS = {"injected": "#d9534f", "alert pending": "#f0ad4e", "alert firing": "#e65100",
+           "notification delivered": "#00acc1", "mitigation applied": "#3949ab",
+           "recovered": "#43a047", "reverted": "#777777", "no page": "#9ccc65"}
+
+
+def _since_injection(r: Result) -> list[tuple[str, float]]:
+    """(stage, seconds since the fault was injected) for the stages from injection on."""
+    t0 = r.timeline.at("injected")
+    if t0 is None:
+        return []
+    return [(e["stage"], e["at"] - t0) for e in r.timeline.events if e["at"] >= t0]
 
 
 def _svg(results: list[Result]) -> str:
     width, row, left = 900, 46, 190
-    longest = max([e["t"] for r in results for e in r.timeline.events] + [1.0])
+    longest = max([t for r in results for _, t in _since_injection(r)] + [1.0])
     scale = (width - left - 30) / longest
-    h = row * len(results) + 60
+    h = row * len(results) + 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" '
              'font-family="sans-serif" font-size="11">',
              f'<rect width="{width}" height="{h}" fill="white"/>',
              '<text x="10" y="18" font-size="14" font-weight="bold">Game-day timeline '
-             '(seconds since injection)</text>']
+             f'(seconds since injection, 0 to {longest:.0f} s)</text>']
     for i, r in enumerate(results):
         y = 40 + i * row
         colour = "#2e7d32" if r.passed else "#c62828"
-        parts.append(f'<text x="10" y="{y + 16}" fill="{colour}">{_esc(r.drill)}</text>')
-        end = max([e["t"] for e in r.timeline.events] + [0])
+        mark = "" if r.passed else " (FAIL)"
+        parts.append(f'<text x="10" y="{y + 16}" fill="{colour}">{_esc(r.drill + mark)}</text>')
+        points = _since_injection(r)
+        end = max([t for _, t in points] + [0])
         parts.append(f'<rect x="{left}" y="{y + 6}" width="{max(end * scale, 1):.1f}" '
                      f'height="14" fill="#eeeeee"/>')
-        for e in r.timeline.events:
-            x = left + e["t"] * scale
-            c = COLOURS.get(e["stage"], "#333")
+        for stage, t in points:
+            x = left + t * scale
+            c = COLOURS.get(stage, "#333")
             parts.append(f'<line x1="{x:.1f}" y1="{y + 2}" x2="{x:.1f}" y2="{y + 24}" '
-                         f'stroke="{c}" stroke-width="3"><title>{_esc(e["stage"])} at '
-                         f'{e["t"]} s</title></line>')
-    ly = h - 14
-    for j, (stage, c) in enumerate(COLOURS.items()):
-        parts.append(f'<rect x="{10 + j * 110}" y="{ly - 9}" width="10" height="10" '
-                     f'fill="{c}"/><text x="{24 + j * 110}" y="{ly}">{_esc(stage)}</text>')
+                         f'stroke="{c}" stroke-width="3"><title>{_esc(stage)} at {t:.1f} s'
+                         '</title></line>')
+    x, ly = 10, h - 14
+    for stage, c in COLOURS.items():
+        parts.append(f'<rect x="{x}" y="{ly - 9}" width="10" height="10" fill="{c}"/>'
+                     f'<text x="{x + 14}" y="{ly}">{_esc(stage)}</text>')
+        x += 24 + 6 * len(stage)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

@@ -21,6 +21,7 @@ import pytest
 
 from playbook import config as profiles
 from playbook import severity as sev
+from playbook.probes import http as http_probe
 
 SUITE_DIRS = ("checks", "loadtests", "gameday")
 PROFILE_KEY = pytest.StashKey[profiles.Profile]()
@@ -378,7 +379,7 @@ def http(profile: profiles.Profile) -> Iterator[httpx.Client]:
     timeout = profile.service.timeout
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
                       follow_redirects=False,
-                      headers={"user-agent": "security-dashboard-playbook"}) as client:
+                      headers={"user-agent": http_probe.USER_AGENT}) as client:
         yield client
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kubernetes client is slow to import; only the type is needed here
     from playbook.probes.kube import LogLine
 
+from playbook.probes.http import USER_AGENT
+
 
 @dataclass(frozen=True)
 class Burst:
@@ -31,9 +33,11 @@ class Burst:
 
 
 def suspicious(lines: list[LogLine], pattern: str) -> list[LogLine]:
-    """The playbook's `grep -E pattern` (case-sensitive, like grep)."""
+    """The playbook's `grep -E pattern` (case-sensitive, like grep), less the events the
+    suite's own probes of the admin endpoints caused (their user agent is the suite's)."""
     rx = re.compile(pattern)
-    return [line for line in lines if rx.search(line.text)]
+    return [line for line in lines if rx.search(line.text)
+            and (event(line) or {}).get("agent") != USER_AGENT]
 
 
 def densest(lines: list[LogLine], window_seconds: float) -> Burst:

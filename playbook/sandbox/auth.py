@@ -101,12 +101,14 @@ def make_routes(query: Any) -> list[Route]:
             claims = read_token(request.headers.get("authorization", ""))
             if claims is None:
                 security_event("unauthorized_request", path=request.url.path,
-                               source=source_address(request))
+                               source=source_address(request),
+                               agent=request.headers.get("user-agent", ""))
                 return JSONResponse({"error": "authentication required"}, status_code=401,
                                     headers={"WWW-Authenticate": "Bearer"})
             if claims.get("role") != "admin":
                 security_event("forbidden_request", path=request.url.path,
-                               user=claims.get("sub"), source=source_address(request))
+                               user=claims.get("sub"), source=source_address(request),
+                               agent=request.headers.get("user-agent", ""))
                 return JSONResponse({"error": "admin role required"}, status_code=403)
             rows = await query(sql)
             return Response(json.dumps({"items": rows}, default=str),
