@@ -81,7 +81,7 @@ SECRETS = _Secrets()
 
 
 def redact_url(url: str) -> str:
-    """https://hooks.slack.com/services/T0/B0/XYZ -> https://hooks.slack.com/***"""
+    """https://hooks.slack.com/services/T.../B.../... -> https://hooks.slack.com/***"""
     try:
         parts = urlsplit(url)
     except ValueError:

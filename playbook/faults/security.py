@@ -13,7 +13,6 @@ emergency NetworkPolicy (`isolation_policy`, the mitigation's), so that after a 
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import secrets
 import threading
@@ -26,19 +25,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from playbook.faults.base import Fault, FaultRefused
+from playbook.probes.http import is_loopback_host
 
 ATTACKER = "127.0.0.66"
 # Leaked-list user names: some exist (the attack's target), most do not.
 USERS = ["admin", "analyst", "root", "administrator", "support", "j.smith", "ops", "test"]
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def outcome(status: int | None) -> str:
@@ -151,12 +142,12 @@ class CredentialStuffing(Fault):
 
     def check_allowed(self, ctx: Any) -> None:
         host = urlsplit(ctx.profile.service.base_url).hostname or ""
-        if not _loopback(host):
+        if not is_loopback_host(host):
             raise FaultRefused(f"{self.kind} runs against loopback only; "
                                f"{ctx.profile.service.base_url} is not (a real attack on a "
                                "shared environment needs its owner's written approval and a "
                                "different tool)")
-        if not _loopback(self.source):
+        if not is_loopback_host(self.source):
             raise FaultRefused(f"{self.kind}: source {self.source} is not a loopback address")
         if self.max_attempts > 1000 or self.max_seconds > 60:
             raise FaultRefused(f"{self.kind}: bounded to 1000 attempts and 60 s, asked for "

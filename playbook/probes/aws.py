@@ -12,7 +12,6 @@ naming the API call and the resource.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import botocore.exceptions as bex
 from botocore.config import Config
 
 from playbook import config
+from playbook.probes.http import is_loopback_host
 
 MAX_PAGES = 10  # every paginated listing is bounded
 
@@ -41,13 +41,7 @@ NOT_FOUND = {"DBInstanceNotFound", "DBInstanceNotFoundFault", "ResourceNotFoundE
 
 
 def is_loopback(url: str | None) -> bool:
-    host = urlsplit(url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url or "").hostname or "")
 
 
 def local_credentials_env(cfg: config.Aws | None, environ: dict[str, str]) -> dict[str, str]:
