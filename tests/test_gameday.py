@@ -12,16 +12,23 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from playbook import config, drill
 from playbook.actions.rollback import emergency_rollback
-from playbook.faults.aws import TargetsDeregistered
+from playbook.faults.aws import RdsReboot, TargetsDeregistered
 from playbook.faults.base import FaultRefused, Journal, injected
 from playbook.faults.context import GameDay
-from playbook.faults.kube import BadDeploy, PodsDeleted, ScaledToZero, replicas
+from playbook.faults.kube import (
+    BadDeploy,
+    NetworkPartition,
+    PodsDeleted,
+    ScaledToZero,
+    replicas,
+)
 from tests.conftest import ROOT, Sandbox, _local_aws_env, run_suite, start_sandbox, stop_sandbox
 
 
@@ -192,4 +199,23 @@ def test_signals_during_a_drill_leave_nothing_injected(sb: Sandbox, ctx: GameDay
         assert "reverted: deployment scaled from 2 to 0 replicas" in revert.stdout
     assert Journal.open(jpath).pending() == []
     assert replicas(ctx) == 2
+    wait_healthy(ctx)
+
+
+@pytest.mark.parametrize("fault", [NetworkPartition(), RdsReboot()],
+                         ids=["network-partition", "rds-reboot"])
+def test_database_unreachable_faults(sb: Sandbox, ctx: GameDay, tmp_path: Path,
+                                     fault: Any) -> None:
+    """The database cut off by a NetworkChaos partition (PostgreSQL itself stays up) or
+    rebooted through the AWS API: readiness goes red naming the database; after the revert
+    (or the reboot) the service is healthy again."""
+    wait_healthy(ctx)
+    watch = ctx.watchers()
+    journal = Journal.open(tmp_path / "j.json")
+    with injected(fault, ctx, journal):
+        deadline = time.monotonic() + 20
+        while (problem := watch.healthy()) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert problem is not None and "database" in problem, problem
+    assert journal.pending() == []
     wait_healthy(ctx)

@@ -139,3 +139,28 @@ class TargetsDeregistered(Fault):
         if self.targets:
             _aws_call("RegisterTargets", ctx.aws.client("elbv2").register_targets,
                       TargetGroupArn=self.arn, Targets=self.targets)
+
+
+@dataclass
+class RdsReboot(Fault):
+    """RebootDBInstance: the database away for a short while (a failover in production)."""
+
+    kind = "aws-rds-reboot"
+    instance: str = ""
+    timeout: float = 120.0
+
+    @property
+    def description(self) -> str:
+        return f"RDS instance {self.instance} rebooting"
+
+    def prepare(self, ctx: Any) -> None:
+        self.instance = self.instance or ctx.profile.aws.resources.rds_instance
+
+    def inject(self, ctx: Any) -> None:
+        _aws_call("RebootDBInstance", ctx.aws.client("rds").reboot_db_instance,
+                  DBInstanceIdentifier=self.instance)
+
+    def revert(self, ctx: Any) -> None:
+        # A reboot cannot be undone, only waited out.
+        _wait(lambda: RdsStop(self.instance)._state(ctx), {"available"}, self.timeout,
+              f"RDS {self.instance}")

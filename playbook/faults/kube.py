@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from playbook.faults.base import Fault, FaultRefused
 
 CHAOS = ("chaos-mesh.org", "v1alpha1", "httpchaos")
+NETCHAOS = ("chaos-mesh.org", "v1alpha1", "networkchaos")
 ARGO = ("argoproj.io", "v1alpha1", "rollouts")
 
 
@@ -278,3 +279,48 @@ def wait_available(ctx: Any, timeout: float) -> None:
             return
         time.sleep(0.5)
     raise TimeoutError(f"deployment not fully available after {timeout:g} s")
+
+
+@dataclass
+class NetworkPartition(Fault):
+    """Chaos Mesh NetworkChaos: the backend's pods lose their route to the database (or any
+    host:port), while the database itself stays up - a network partition, not an outage."""
+
+    kind = "kube-network-partition"
+    dependency: str = "database"
+    targets: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"NetworkChaos {self.name}: backend partitioned from {', '.join(self.targets)}"
+
+    def prepare(self, ctx: Any) -> None:
+        self.name = self.name or f"gameday-partition-{uuid.uuid4().hex[:6]}"
+        if not self.targets:
+            if self.dependency != "database" or ctx.profile.database is None:
+                raise FaultRefused(f"no address known for {self.dependency!r}: pass targets")
+            from urllib.parse import urlsplit
+
+            url = urlsplit(ctx.profile.database.url)
+            self.targets = [f"{url.hostname}:{url.port or 5432}"]
+
+    def inject(self, ctx: Any) -> None:
+        s = ctx.kube.section
+        body = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+                "metadata": {"name": self.name, "namespace": s.namespace,
+                             "labels": {"app.kubernetes.io/managed-by": "playbook-gameday"}},
+                "spec": {"action": "partition", "mode": "all", "direction": "to",
+                         "selector": {"namespaces": [s.namespace],
+                                      "labelSelectors": dict(kv.split("=", 1) for kv in
+                                                             s.selector.split(","))},
+                         "externalTargets": self.targets}}
+        do(ctx.kube, f"create NetworkChaos {self.name}", lambda api, t: k8s.CustomObjectsApi(
+            api).create_namespaced_custom_object(*NETCHAOS[:2], s.namespace, NETCHAOS[2], body,
+                                                 _request_timeout=t))
+
+    def revert(self, ctx: Any) -> None:
+        s = ctx.kube.section
+        _not_found(ctx.kube, f"delete NetworkChaos {self.name}", lambda api, t:
+                   k8s.CustomObjectsApi(api).delete_namespaced_custom_object(
+                       *NETCHAOS[:2], s.namespace, NETCHAOS[2], self.name, _request_timeout=t))

@@ -106,6 +106,7 @@ async def lifespan(app: Starlette):
 
 
 async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
+    await partitioned("database")
     pool: AsyncConnectionPool = state["pool"]
     async with pool.connection() as conn:
         DB_ACTIVE.set(pool.get_stats().get("pool_size", 0) - pool.get_stats().get(
@@ -113,6 +114,14 @@ async def query(sql: str, *args: Any) -> list[dict[str, Any]]:
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
         await cur.execute(sql, args or None)
         return await cur.fetchall()
+
+
+async def partitioned(dependency: str) -> None:
+    """A NetworkChaos partition: packets to the dependency vanish, so connecting times out."""
+    if dependency in chaos.current().get("partition", ()):
+        # Half the dependency budget: /api/ready still answers (503, naming it) in time.
+        await asyncio.sleep(DEPENDENCY_TIMEOUT / 2)
+        raise TimeoutError(f"connection to the {dependency} timed out")
 
 
 async def check_database() -> str:
@@ -125,6 +134,7 @@ async def check_database() -> str:
 
 async def check_cache() -> str:
     try:
+        await partitioned("cache")
         await asyncio.wait_for(state["redis"].ping(), DEPENDENCY_TIMEOUT * 1.5)
         return "ok"
     except Exception as e:

@@ -6,7 +6,8 @@ What it serves (namespace security-dashboard unless said):
   services and their endpoints, configmaps, events (core v1);
 - deployments (+ scale), replicasets (apps/v1);
 - Argo Rollouts `rollouts` (+ status, scale; argoproj.io/v1alpha1);
-- Chaos Mesh `httpchaos` (chaos-mesh.org/v1alpha1): create/get/list/delete;
+- Chaos Mesh `httpchaos` and `networkchaos` (partition to the database or cache address)
+  (chaos-mesh.org/v1alpha1): create/get/list/delete;
 - `networkpolicies` (networking.k8s.io/v1): create/get/list/delete, enforced by the front
   against the client's address (playbook/sandbox/netpol.py).
 
@@ -227,6 +228,7 @@ class Cluster:
                      "API_BASE_PATH": "/api"}}
         self.service_meta: dict[str, Any] = {"labels": {"app": DEPLOYMENT}, "annotations": {}}
         self.httpchaos: dict[str, dict[str, Any]] = {}
+        self.networkchaos: dict[str, dict[str, Any]] = {}
         self.chaos_written: dict[str, Any] | None = None
         self.ticks = 0
         self.tokens: dict[str, Identity] = {
@@ -1014,7 +1016,72 @@ class Cluster:
                 latency = max(latency, parse_duration(spec["delay"]))
         error_rate = round(1 - ok_rate, 4)
         return {"error_rate": error_rate or None, "error_status": status if error_rate else None,
-                "latency_seconds": latency or None}
+                "latency_seconds": latency or None, "partition": self.partitioned() or None}
+
+    def partitioned(self) -> list[str]:
+        """The backend's dependencies cut off by a NetworkChaos partition (direction to/both)
+        whose externalTargets name their address."""
+        ports = self.sup.sb.ports
+        deps = {f"127.0.0.1:{ports.postgres}": "database", f"127.0.0.1:{ports.redis}": "cache"}
+        return sorted({deps[t] for obj in self.networkchaos.values()
+                       for t in obj["spec"].get("externalTargets", []) if t in deps})
+
+    def networkchaos_list(self, ns: str | None) -> list[dict[str, Any]]:
+        return [self.stamp(f"networkchaos/{name}", {
+            **copy.deepcopy(obj), "status": {"experiment": {"desiredPhase": "Run"}}})
+            for name, obj in self.networkchaos.items()
+            if ns in (None, obj["metadata"]["namespace"])]
+
+    def create_networkchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
+        """NetworkChaos, action partition only: the pods lose their route to externalTargets
+        (host:port of the database or the cache); the replicas' connections then time out."""
+        res = self.resources["networkchaos"]
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
+                                                         name):
+            raise invalid("NetworkChaos", res.group, str(name),
+                          [("metadata.name", "a lowercase RFC 1123 name is required")])
+        if name in self.networkchaos:
+            raise ApiError(409, "AlreadyExists", f'networkchaos.chaos-mesh.org "{name}" '
+                           "already exists", {"name": name, "group": res.group,
+                                              "kind": "networkchaos"})
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        problems = []
+        if spec.get("action") != "partition":
+            problems.append(("spec.action", "the sandbox implements partition only"))
+        if spec.get("direction", "to") not in ("to", "both"):
+            problems.append(("spec.direction", "must be to or both (the pods' outbound side)"))
+        targets = spec.get("externalTargets")
+        if not isinstance(targets, list) or not targets or \
+                not all(isinstance(t, str) for t in targets):
+            problems.append(("spec.externalTargets", "a list of host:port is required"))
+        if problems:
+            raise invalid("NetworkChaos", res.group, name, problems)
+        obj = {"apiVersion": res.api_version, "kind": "NetworkChaos",
+               "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
+                            "name": name, "namespace": ns,
+                            "uid": self.uid(f"NetworkChaos/{ns}/{name}/{time.time()}"),
+                            "creationTimestamp": ts(time.time()), "generation": 1},
+               "spec": copy.deepcopy(spec)}
+        if not dry:
+            self.networkchaos[name] = obj
+            self.sup.record("Normal", "Applied", f"NetworkChaos/{name}",
+                            f"Successfully apply chaos for {ns}/{DEPLOYMENT}")
+            self.apply_chaos()
+        return obj
+
+    def delete_networkchaos(self, name: str, ns: str, _options: dict[str, Any],
+                            dry: bool) -> dict[str, Any]:
+        obj = self.networkchaos.get(name)
+        if obj is None or obj["metadata"]["namespace"] != ns:
+            raise self.resources["networkchaos"].not_found(name)
+        if not dry:
+            del self.networkchaos[name]
+            self.sup.record("Normal", "Recovered", f"NetworkChaos/{name}",
+                            f"Successfully recover chaos for {ns}/{DEPLOYMENT}")
+            self.apply_chaos()
+        return {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": ts(time.time())}}
 
     @staticmethod
     def chaos_selects(spec: dict[str, Any]) -> bool:
@@ -1194,6 +1261,9 @@ class Cluster:
             Resource("httpchaos", "HTTPChaos", "chaos-mesh.org", "v1alpha1", True,
                      self.httpchaos_list, create_fn=self.create_httpchaos,
                      delete_fn=self.delete_httpchaos, strategic=False),
+            Resource("networkchaos", "NetworkChaos", "chaos-mesh.org", "v1alpha1", True,
+                     self.networkchaos_list, create_fn=self.create_networkchaos,
+                     delete_fn=self.delete_networkchaos, strategic=False),
         ]
         # NetworkPolicies: stored here, enforced by the front (playbook/sandbox/netpol.py).
         self.netpol = NetworkPolicies(self)
