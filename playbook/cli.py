@@ -395,7 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `playbook check -k health -x`: options argparse does not know go on to pytest.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "pytest_args"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.pytest_args = [*unknown, *args.pytest_args]
     return args.func(args)
 
 

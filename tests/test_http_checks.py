@@ -5,12 +5,15 @@ seen and where - never a traceback - and with the playbook's severity."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_suite
+from tests.conftest import ROOT, run_suite
 from tests.fakes import serve
 
 JSON = "application/json"
@@ -137,3 +140,16 @@ def test_bad_profile_stops_before_any_test(tmp_path: Path) -> None:
     assert f"profile error: {bad}: service.timout: unknown key" in run.output
     assert "passed" not in run.output and "failed" not in run.output
     assert run.verdict == {}
+
+
+def test_playbook_check_passes_pytest_options_on(tmp_path: Path) -> None:
+    """`playbook check -k health -q`: the options argparse does not know go on to pytest."""
+    with serve({}) as url:
+        pass  # closed again
+    env = {**os.environ, "PLAYBOOK_REPORTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "playbook.cli", "check", "--env",
+                           str(profile_for(tmp_path, url)), "-k", "repeated", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout and "deselected" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("verdict: P1 - health check failed")
