@@ -38,12 +38,9 @@ def _profile(env: str | None) -> config.Profile:
     except config.ProfileError as e:
         print(f"playbook: profile error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    if profile.aws is not None:
-        # The sandbox's AWS accepts any keys and the profile holds none: dummy ones, only when
-        # its endpoint is on loopback and the environment has no credentials of its own.
-        from playbook.probes.aws import local_credentials_env
-
-        os.environ.update(local_credentials_env(profile.aws, dict(os.environ)))
+    # The sandbox's AWS accepts any keys and the profile holds none: dummy ones, only when its
+    # endpoint is on loopback and the environment has no credentials of its own.
+    os.environ.update(config.local_aws_credentials(profile.aws, os.environ))
     return profile
 
 

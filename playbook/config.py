@@ -12,6 +12,7 @@ ProfileError with one line that names the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -19,6 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -378,6 +380,28 @@ class Profile:
 
     def section(self, name: str) -> Any:
         return getattr(self, name)
+
+
+def loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: where load, drills and dummy credentials may go."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_aws_credentials(aws: Aws | None, environ: typing.Mapping[str, str]) -> dict[str, str]:
+    """The dummy keys the sandbox's AWS (moto) accepts - only when the profile's endpoint_url is
+    on loopback and the environment holds no credentials of its own (real ones are never
+    replaced, and a profile pointing at real AWS never gets these). Standard library only: the
+    load runner calls it before gevent patches ssl."""
+    host = urlsplit(aws.endpoint_url or "").hostname or "" if aws is not None else ""
+    if not host or not loopback_host(host) or environ.get("AWS_ACCESS_KEY_ID") or \
+            environ.get("AWS_PROFILE"):
+        return {}
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 # --- loading --------------------------------------------------------------------------------

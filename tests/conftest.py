@@ -37,7 +37,9 @@ def _free(port: int) -> bool:
 def free_port_block(n: int) -> int:
     """The first of n consecutive free ports on 127.0.0.1."""
     for _ in range(200):
-        base = random.randrange(20000, 60000 - n)
+        # Below the kernel's ephemeral range (32768-60999): a port picked here cannot be taken
+        # meanwhile by the source port of some outgoing connection.
+        base = random.randrange(20000, 32700 - n)
         if all(_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no block of free ports found")

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from playbook.config import loopback_host as is_loopback_host
 from playbook.faults.base import Fault, FaultRefused
-from playbook.probes.http import is_loopback_host
 
 ATTACKER = "127.0.0.66"
 # Leaked-list user names: some exist (the attack's target), most do not.

@@ -23,7 +23,7 @@ import botocore.exceptions as bex
 from botocore.config import Config
 
 from playbook import config
-from playbook.probes.http import is_loopback_host
+from playbook.config import loopback_host as is_loopback_host
 
 MAX_PAGES = 10  # every paginated listing is bounded
 
@@ -51,10 +51,7 @@ def local_credentials_env(cfg: config.Aws | None, environ: dict[str, str]) -> di
     credentials in the environment are never replaced, and a profile pointing at real AWS never
     gets these. `playbook demo` and the suite's own tests use it; a user running checks against
     the sandbox by hand exports the same two variables (the failure sentence says so)."""
-    if cfg is None or not is_loopback(cfg.endpoint_url) or environ.get("AWS_ACCESS_KEY_ID") \
-            or environ.get("AWS_PROFILE"):
-        return {}
-    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return config.local_aws_credentials(cfg, environ)
 
 
 class AwsClients:

@@ -8,7 +8,6 @@ reads: what was expected, what was seen, and where.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import socket
 import ssl
@@ -71,16 +70,6 @@ class HttpObservation:
             return (f"{self.where}: took {self.elapsed:.2f} s, above the p95 SLO of "
                     f"{max_seconds:g} s")
         return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: where load, drills and dummy credentials may go."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _describe(exc: httpx.HTTPError, timeout: float) -> str:

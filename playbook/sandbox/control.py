@@ -54,7 +54,7 @@ def running(profile: config.Profile) -> bool:
     return bool(state and pid_alive(state.get("supervisor_pid")))
 
 
-def up(profile: config.Profile, timeout: float = 90.0, echo: Any = print) -> dict[str, Any]:
+def up(profile: config.Profile, timeout: float = 150.0, echo: Any = print) -> dict[str, Any]:
     """Start the sandbox unless it is already running; return its state."""
     sdir = state_dir(profile)
     state = read_state(profile)

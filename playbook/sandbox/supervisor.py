@@ -427,7 +427,7 @@ class Supervisor:
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
         await self._wait(lambda: self._tcp_ping(self.sb.ports.front), "front", 20)
 
-    async def wait_ready_pods(self, timeout: float = 30) -> None:
+    async def wait_ready_pods(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if sum(p.ready for p in self.pods.values()) >= min(1, self.replicas) and all(
