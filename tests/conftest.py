@@ -36,10 +36,15 @@ def _free(port: int) -> bool:
 
 def free_port_block(n: int) -> int:
     """The first of n consecutive free ports on 127.0.0.1."""
+    # Below the kernel's ephemeral range (32768-60999): a port picked here cannot be taken
+    # meanwhile by the source port of some outgoing connection. Each xdist worker has a range
+    # of its own: two sandboxes starting at once on two workers cannot pick the same ports.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    span = 12600 // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    low = 20000 + index * span
     for _ in range(200):
-        # Below the kernel's ephemeral range (32768-60999): a port picked here cannot be taken
-        # meanwhile by the source port of some outgoing connection.
-        base = random.randrange(20000, 32700 - n)
+        base = random.randrange(low, low + span - n)
         if all(_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no block of free ports found")
