@@ -1035,17 +1035,7 @@ class Cluster:
     def create_networkchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
         """NetworkChaos, action partition only: the pods lose their route to externalTargets
         (host:port of the database or the cache); the replicas' connections then time out."""
-        res = self.resources["networkchaos"]
-        meta = body.get("metadata") or {}
-        name = meta.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
-                                                         name):
-            raise invalid("NetworkChaos", res.group, str(name),
-                          [("metadata.name", "a lowercase RFC 1123 name is required")])
-        if name in self.networkchaos:
-            raise ApiError(409, "AlreadyExists", f'networkchaos.chaos-mesh.org "{name}" '
-                           "already exists", {"name": name, "group": res.group,
-                                              "kind": "networkchaos"})
+        name, meta = self.new_chaos("networkchaos", ns, body)
         spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
         problems = []
         if spec.get("action") != "partition":
@@ -1057,31 +1047,12 @@ class Cluster:
                 not all(isinstance(t, str) for t in targets):
             problems.append(("spec.externalTargets", "a list of host:port is required"))
         if problems:
-            raise invalid("NetworkChaos", res.group, name, problems)
-        obj = {"apiVersion": res.api_version, "kind": "NetworkChaos",
-               "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
-                            "name": name, "namespace": ns,
-                            "uid": self.uid(f"NetworkChaos/{ns}/{name}/{time.time()}"),
-                            "creationTimestamp": ts(time.time()), "generation": 1},
-               "spec": copy.deepcopy(spec)}
-        if not dry:
-            self.networkchaos[name] = obj
-            self.sup.record("Normal", "Applied", f"NetworkChaos/{name}",
-                            f"Successfully apply chaos for {ns}/{DEPLOYMENT}")
-            self.apply_chaos()
-        return obj
+            raise invalid("NetworkChaos", self.resources["networkchaos"].group, name, problems)
+        return self.store_chaos("networkchaos", name, meta, ns, spec, dry)
 
     def delete_networkchaos(self, name: str, ns: str, _options: dict[str, Any],
                             dry: bool) -> dict[str, Any]:
-        obj = self.networkchaos.get(name)
-        if obj is None or obj["metadata"]["namespace"] != ns:
-            raise self.resources["networkchaos"].not_found(name)
-        if not dry:
-            del self.networkchaos[name]
-            self.sup.record("Normal", "Recovered", f"NetworkChaos/{name}",
-                            f"Successfully recover chaos for {ns}/{DEPLOYMENT}")
-            self.apply_chaos()
-        return {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": ts(time.time())}}
+        return self.delete_chaos("networkchaos", name, ns, dry)
 
     @staticmethod
     def chaos_selects(spec: dict[str, Any]) -> bool:
@@ -1119,20 +1090,8 @@ class Cluster:
         return out
 
     def create_httpchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
+        name, meta = self.new_chaos("httpchaos", ns, body)
         res = self.resources["httpchaos"]
-        meta = body.get("metadata") or {}
-        name = meta.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
-                                                         name):
-            raise invalid("HTTPChaos", res.group, str(name),
-                          [("metadata.name", "a lowercase RFC 1123 name is required "
-                            "(generateName is not supported by the sandbox)")])
-        if meta.get("namespace", ns) != ns:
-            raise bad_request("the namespace of the provided object does not match the "
-                              "namespace sent on the request")
-        if name in self.httpchaos:
-            raise ApiError(409, "AlreadyExists", f'httpchaos.chaos-mesh.org "{name}" already '
-                           "exists", {"name": name, "group": res.group, "kind": "httpchaos"})
         spec = body.get("spec")
         problems: list[tuple[str, str]] = []
         if not isinstance(spec, dict):
@@ -1168,29 +1127,58 @@ class Cluster:
                     problems.append((f"spec.{key}", f"invalid duration {spec[key]!r}"))
         if problems:
             raise invalid("HTTPChaos", res.group, name, problems)
-        obj = {"apiVersion": res.api_version, "kind": "HTTPChaos",
-               "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
-                            "name": name, "namespace": ns,
-                            "uid": self.uid(f"HTTPChaos/{ns}/{name}/{time.time()}"),
-                            "creationTimestamp": ts(time.time()), "generation": 1},
-               "spec": copy.deepcopy(spec)}
-        if not dry:
-            self.httpchaos[name] = obj
-            self.sup.record("Normal", "Applied", f"HTTPChaos/{name}",
-                            f"Successfully apply chaos for {ns}/{DEPLOYMENT}")
-            self.apply_chaos()
-        return next(o for o in self.httpchaos_list(ns) if o["metadata"]["name"] == name) \
-            if not dry else obj
+        return self.store_chaos("httpchaos", name, meta, ns, spec, dry)
 
     def delete_httpchaos(self, name: str, ns: str, _options: dict[str, Any],
                          dry: bool) -> dict[str, Any]:
-        obj = next((o for o in self.httpchaos_list(ns) if o["metadata"]["name"] == name), None)
+        return self.delete_chaos("httpchaos", name, ns, dry)
+
+    # Chaos Mesh objects share their life cycle: named, stored, applied to chaos.json.
+    def new_chaos(self, plural: str, ns: str, body: dict[str, Any]
+                  ) -> tuple[str, dict[str, Any]]:
+        """Validate a new object's name and namespace; its name and metadata."""
+        res = self.resources[plural]
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
+                                                         name):
+            raise invalid(res.kind, res.group, str(name),
+                          [("metadata.name", "a lowercase RFC 1123 name is required "
+                            "(generateName is not supported by the sandbox)")])
+        if meta.get("namespace", ns) != ns:
+            raise bad_request("the namespace of the provided object does not match the "
+                              "namespace sent on the request")
+        if name in getattr(self, plural):
+            raise ApiError(409, "AlreadyExists", f'{plural}.{res.group} "{name}" already '
+                           "exists", {"name": name, "group": res.group, "kind": plural})
+        return name, meta
+
+    def store_chaos(self, plural: str, name: str, meta: dict[str, Any], ns: str,
+                    spec: dict[str, Any], dry: bool) -> dict[str, Any]:
+        res = self.resources[plural]
+        obj = {"apiVersion": res.api_version, "kind": res.kind,
+               "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
+                            "name": name, "namespace": ns,
+                            "uid": self.uid(f"{res.kind}/{ns}/{name}/{time.time()}"),
+                            "creationTimestamp": ts(time.time()), "generation": 1},
+               "spec": copy.deepcopy(spec)}
+        if dry:
+            return obj
+        getattr(self, plural)[name] = obj
+        self.sup.record("Normal", "Applied", f"{res.kind}/{name}",
+                        f"Successfully apply chaos for {ns}/{DEPLOYMENT}")
+        self.apply_chaos()
+        return next(o for o in res.list_fn(ns) if o["metadata"]["name"] == name)
+
+    def delete_chaos(self, plural: str, name: str, ns: str, dry: bool) -> dict[str, Any]:
+        res = self.resources[plural]
+        obj = next((o for o in res.list_fn(ns) if o["metadata"]["name"] == name), None)
         if obj is None:
-            raise self.resources["httpchaos"].not_found(name)
+            raise res.not_found(name)
         if not dry:
-            del self.httpchaos[name]
-            self.seen.pop(f"httpchaos/{name}", None)
-            self.sup.record("Normal", "Recovered", f"HTTPChaos/{name}",
+            del getattr(self, plural)[name]
+            self.seen.pop(f"{plural}/{name}", None)
+            self.sup.record("Normal", "Recovered", f"{res.kind}/{name}",
                             f"Successfully recover chaos for {ns}/{DEPLOYMENT}")
             self.apply_chaos()
         obj["metadata"]["deletionTimestamp"] = ts(time.time())
