@@ -32,7 +32,7 @@ ARGO = ("argoproj.io", "v1alpha1")
 CHAOS = ("chaos-mesh.org", "v1alpha1")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -459,7 +459,7 @@ def test_rollout_of_bad_images_abort_and_undo(sb: Sandbox, core: k8s.CoreV1Api,
 
     first = rollout()["status"]["stableRS"]
     assert set_image("1.5.0-bad-5xx")["status"]["phase"] == "Progressing"
-    wait_for(lambda: rolled("1.5.0-bad-5xx"), 30, "the bad-5xx rollout done")
+    wait_for(lambda: rolled("1.5.0-bad-5xx"), 60, "the bad-5xx rollout done")
     bad = rollout()
     assert bad["status"]["stableRS"] == bad["status"]["currentPodHash"] != first
     assert bad["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "3"
@@ -480,7 +480,7 @@ def test_rollout_of_bad_images_abort_and_undo(sb: Sandbox, core: k8s.CoreV1Api,
     assert rollout()["status"]["phase"] == "Healthy"
 
     set_image("1.5.1-bad-slow")
-    wait_for(lambda: rolled("1.5.1-bad-slow"), 30, "the bad-slow rollout done")
+    wait_for(lambda: rolled("1.5.1-bad-slow"), 60, "the bad-slow rollout done")
     started = time.monotonic()
     assert front(sb, "/api/health").status_code == 200
     assert time.monotonic() - started >= 3.0
