@@ -18,9 +18,6 @@ from typing import Any
 
 from playbook.faults.base import Fault, FaultRefused, Journal, injected
 
-STAGES = ("steady state", "injected", "alert pending", "alert firing", "notification delivered",
-          "mitigation applied", "recovered", "reverted")
-
 
 class DrillFailed(AssertionError):
     def __init__(self, stage: str, message: str) -> None:
