@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from playbook.sandbox.kubeapi import image_tag, parse_duration
-from playbook.sandbox.kubepatch import (
-    ApiError,
+from playbook.sandbox.kube.errors import ApiError
+from playbook.sandbox.kube.patch import (
     apply_patch,
     changed_paths,
-    field_matcher,
     json_patch,
-    label_matcher,
     merge_patch,
     strategic_merge,
 )
+from playbook.sandbox.kube.selectors import field_matcher, label_matcher
+from playbook.sandbox.kube.times import parse_duration
+from playbook.sandbox.kubeapi import image_tag
 
 POD = {"metadata": {"name": "p", "labels": {"app": "a", "tier": "web"}},
        "spec": {"containers": [{"name": "backend", "image": "x:1", "ports": [

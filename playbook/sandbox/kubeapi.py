@@ -57,7 +57,6 @@ import asyncio
 import base64
 import contextlib
 import copy
-import datetime as dt
 import hashlib
 import json
 import os
@@ -65,7 +64,6 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,15 +72,16 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from playbook.sandbox.kubepatch import (
-    ApiError,
-    apply_patch,
-    bad_request,
-    changed_paths,
-    field_matcher,
-    invalid,
-    label_matcher,
+from playbook.sandbox.kube.errors import ApiError, bad_request, invalid
+from playbook.sandbox.kube.patch import apply_patch, changed_paths
+from playbook.sandbox.kube.resources import (
+    NAMESPACES,
+    SERVER_VERSION,
+    TABLE,
+    Registry,
+    Resource,
 )
+from playbook.sandbox.kube.times import micro_ts, parse_duration, parse_ts, ts
 from playbook.sandbox.netpol import NetworkPolicies
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
 from playbook.sandbox.supervisor import DEPLOYMENT, NAMESPACE, Pod, Supervisor
@@ -93,37 +92,11 @@ CONTAINER = "backend"
 SERVICE = DEPLOYMENT
 CONFIGMAP = "security-dashboard-config"
 NODES = ("sandbox-node-1", "sandbox-node-2")
-NAMESPACES = ("default", "kube-system", NAMESPACE)
 MAX_REPLICAS = 20  # ports are reserved for this many replicas
 PROGRESS_DEADLINE = 30  # seconds (Kubernetes and Argo: 600); patchable per object
 TICK = 0.25  # seconds between two steps of the rollout controller
-SERVER_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-sandbox",
-                  "gitCommit": "0000000000000000000000000000000000000000",
-                  "gitTreeState": "clean", "buildDate": "2024-04-17T00:00:00Z",
-                  "goVersion": "go1.22.2", "compiler": "gc", "platform": "linux/amd64"}
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
 START_LINE = re.compile(r"^\S+Z pod \S+ version \S+ starting$")
-
-
-def ts(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_ts(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def parse_duration(text: Any) -> float:
-    """A Go duration ("500ms", "2s", "1m30s") in seconds."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h)", str(text))
-    if not parts or "".join(n + u for n, u in parts) != str(text):
-        raise ValueError(text)
-    return sum(float(n) * units[u] for n, u in parts)
 
 
 def previous_version(version: str) -> str:
@@ -151,36 +124,6 @@ def exit_code(code: int | None) -> int:
 class Identity:
     user: str
     role: str  # admin | view | none
-
-
-@dataclass
-class Resource:
-    """One kind the API serves: how to list its objects and which verbs it takes."""
-
-    plural: str
-    kind: str
-    group: str  # "" for core
-    version: str
-    namespaced: bool
-    list_fn: Callable[[str | None], list[dict[str, Any]]]
-    fields: frozenset[str] = frozenset({"metadata.name", "metadata.namespace"})
-    update_fn: Callable[..., None] | None = None  # (name, ns, old, new, sub, dry) for patch/put
-    create_fn: Callable[..., dict[str, Any]] | None = None
-    delete_fn: Callable[..., dict[str, Any]] | None = None
-    subresources: tuple[str, ...] = ()
-    strategic: bool = True  # built-in kinds take strategic merge patches; custom ones do not
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    def not_found(self, name: str) -> ApiError:
-        return ApiError(404, "NotFound", f'{self.qualified} "{name}" not found',
-                        {"name": name, "group": self.group, "kind": self.plural})
 
 
 @dataclass
@@ -1047,7 +990,8 @@ class Cluster:
                 not all(isinstance(t, str) for t in targets):
             problems.append(("spec.externalTargets", "a list of host:port is required"))
         if problems:
-            raise invalid("NetworkChaos", self.resources["networkchaos"].group, name, problems)
+            raise invalid("NetworkChaos", TABLE["networkchaos.chaos-mesh.org"].group, name,
+                          problems)
         return self.store_chaos("networkchaos", name, meta, ns, spec, dry)
 
     def delete_networkchaos(self, name: str, ns: str, _options: dict[str, Any],
@@ -1091,7 +1035,7 @@ class Cluster:
 
     def create_httpchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
         name, meta = self.new_chaos("httpchaos", ns, body)
-        res = self.resources["httpchaos"]
+        res = TABLE["httpchaos.chaos-mesh.org"]
         spec = body.get("spec")
         problems: list[tuple[str, str]] = []
         if not isinstance(spec, dict):
@@ -1137,7 +1081,7 @@ class Cluster:
     def new_chaos(self, plural: str, ns: str, body: dict[str, Any]
                   ) -> tuple[str, dict[str, Any]]:
         """Validate a new object's name and namespace; its name and metadata."""
-        res = self.resources[plural]
+        res = self.resources[f"{plural}.chaos-mesh.org"]
         meta = body.get("metadata") or {}
         name = meta.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
@@ -1155,7 +1099,7 @@ class Cluster:
 
     def store_chaos(self, plural: str, name: str, meta: dict[str, Any], ns: str,
                     spec: dict[str, Any], dry: bool) -> dict[str, Any]:
-        res = self.resources[plural]
+        res = self.resources[f"{plural}.chaos-mesh.org"]
         obj = {"apiVersion": res.api_version, "kind": res.kind,
                "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
                             "name": name, "namespace": ns,
@@ -1171,7 +1115,7 @@ class Cluster:
         return next(o for o in res.list_fn(ns) if o["metadata"]["name"] == name)
 
     def delete_chaos(self, plural: str, name: str, ns: str, dry: bool) -> dict[str, Any]:
-        res = self.resources[plural]
+        res = self.resources[f"{plural}.chaos-mesh.org"]
         obj = next((o for o in res.list_fn(ns) if o["metadata"]["name"] == name), None)
         if obj is None:
             raise res.not_found(name)
@@ -1218,47 +1162,29 @@ class Cluster:
 
     # --- the resource table ---------------------------------------------------------------
 
-    def _resources(self) -> dict[str, Resource]:
-        meta = frozenset({"metadata.name", "metadata.namespace"})
-        workload_subs = ("scale", "status")
-        items = [
-            Resource("namespaces", "Namespace", "", "v1", False, self.namespaces,
-                     frozenset({"metadata.name", "status.phase"})),
-            Resource("nodes", "Node", "", "v1", False, self.node_list,
-                     frozenset({"metadata.name", "spec.unschedulable"}), self.update_node,
-                     subresources=("status",)),
-            Resource("pods", "Pod", "", "v1", True, self.pod_list,
-                     meta | {"status.phase", "spec.nodeName", "spec.restartPolicy",
-                             "status.podIP"},
-                     delete_fn=self.delete_pod, subresources=("log",)),
-            Resource("services", "Service", "", "v1", True, self.service_list,
-                     update_fn=self.update_service),
-            Resource("endpoints", "Endpoints", "", "v1", True, self.endpoints_list),
-            Resource("configmaps", "ConfigMap", "", "v1", True, self.configmap_list,
-                     update_fn=self.update_configmap),
-            Resource("events", "Event", "", "v1", True, self.event_list,
-                     meta | {"involvedObject.kind", "involvedObject.name",
-                             "involvedObject.namespace", "involvedObject.apiVersion",
-                             "reason", "type", "source", "reportingComponent"}),
-            Resource("deployments", "Deployment", "apps", "v1", True, self.deployment_list,
-                     update_fn=self.update_workload, subresources=("scale",)),
-            Resource("replicasets", "ReplicaSet", "apps", "v1", True, self.replicaset_list),
-            Resource("rollouts", "Rollout", "argoproj.io", "v1alpha1", True,
-                     self.rollout_list, update_fn=self.update_workload,
-                     subresources=workload_subs, strategic=False),
-            Resource("httpchaos", "HTTPChaos", "chaos-mesh.org", "v1alpha1", True,
-                     self.httpchaos_list, create_fn=self.create_httpchaos,
-                     delete_fn=self.delete_httpchaos, strategic=False),
-            Resource("networkchaos", "NetworkChaos", "chaos-mesh.org", "v1alpha1", True,
-                     self.networkchaos_list, create_fn=self.create_networkchaos,
-                     delete_fn=self.delete_networkchaos, strategic=False),
-        ]
+    def _resources(self) -> Registry:
+        reg = Registry()
+        reg.serve("namespaces", list_fn=self.namespaces)
+        reg.serve("nodes", list_fn=self.node_list, update_fn=self.update_node)
+        reg.serve("pods", list_fn=self.pod_list, delete_fn=self.delete_pod)
+        reg.serve("services", list_fn=self.service_list, update_fn=self.update_service)
+        reg.serve("endpoints", list_fn=self.endpoints_list)
+        reg.serve("configmaps", list_fn=self.configmap_list, update_fn=self.update_configmap)
+        reg.serve("events", list_fn=self.event_list)
+        reg.serve("deployments.apps", list_fn=self.deployment_list,
+                  update_fn=self.update_workload)
+        reg.serve("replicasets.apps", list_fn=self.replicaset_list)
+        reg.serve("rollouts.argoproj.io", list_fn=self.rollout_list,
+                  update_fn=self.update_workload)
+        reg.serve("httpchaos.chaos-mesh.org", list_fn=self.httpchaos_list,
+                  create_fn=self.create_httpchaos, delete_fn=self.delete_httpchaos)
+        reg.serve("networkchaos.chaos-mesh.org", list_fn=self.networkchaos_list,
+                  create_fn=self.create_networkchaos, delete_fn=self.delete_networkchaos)
         # NetworkPolicies: stored here, enforced by the front (playbook/sandbox/netpol.py).
         self.netpol = NetworkPolicies(self)
-        items.append(Resource("networkpolicies", "NetworkPolicy", "networking.k8s.io", "v1",
-                              True, self.netpol.list, create_fn=self.netpol.create,
-                              delete_fn=self.netpol.delete))
-        return {r.plural: r for r in items}
+        reg.serve("networkpolicies.networking.k8s.io", list_fn=self.netpol.list,
+                  create_fn=self.netpol.create, delete_fn=self.netpol.delete)
+        return reg
 
 
 # --- HTTP -----------------------------------------------------------------------------------
@@ -1269,10 +1195,6 @@ READ_VERBS = {"get", "list", "watch"}
 
 def _status(err: ApiError) -> JSONResponse:
     return JSONResponse(err.status(), status_code=err.code)
-
-
-def _list_kind(res: Resource) -> str:
-    return f"{res.kind}List"
 
 
 class Api:
@@ -1307,33 +1229,11 @@ class Api:
         path = request.url.path.rstrip("/") or "/"
         parts = path.strip("/").split("/") if path != "/" else []
         if request.method == "GET":
-            discovery = self.discovery(parts)
+            discovery = SERVER_VERSION if parts == ["version"] else \
+                self.c.resources.discovery(parts)
             if discovery is not None:
                 return JSONResponse(discovery)
-        group, version, rest = self.split_group(parts)
-        if group is None:
-            raise ApiError(404, "NotFound", f"the server could not find the requested "
-                           f"resource ({request.method} {path})")
-        ns = None
-        if len(rest) > 2 and rest[0] == "namespaces":
-            ns, rest = rest[1], rest[2:]  # else: the namespaces resource itself, or a cluster
-        if not rest:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        res = self.c.resources.get(rest[0])
-        if res is None or res.group != group or res.version != version:
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource "
-                           f"({request.method} {path}): the sandbox does not serve "
-                           f"{rest[0]} in {group or 'core'}/{version}")
-        if res.namespaced and ns is None and len(rest) > 1:
-            raise ApiError(404, "NotFound", f"{res.plural} are namespaced: use "
-                           f"/namespaces/<namespace>/{res.plural}/{rest[1]}")
-        if not res.namespaced and ns is not None:
-            raise ApiError(404, "NotFound", f"{res.plural} are not namespaced")
-        name = rest[1] if len(rest) > 1 else None
-        sub = rest[2] if len(rest) > 2 else None
-        if len(rest) > 3 or (sub is not None and sub not in res.subresources):
-            raise ApiError(404, "NotFound", f"the server could not find the requested resource: "
-                           f"{res.qualified} has no subresource {'/'.join(rest[2:])!r} here")
+        res, ns, name, sub = self.c.resources.locate(request.method, path)
         params = dict(request.query_params)
         if name is None:
             verb = {"GET": "list", "DELETE": "deletecollection"}.get(request.method,
@@ -1355,13 +1255,6 @@ class Api:
             return await self.collection(request, res, ns, verb, params, dry)
         return await self.item(request, res, ns, name, sub, verb, params, dry)
 
-    def split_group(self, parts: list[str]) -> tuple[str | None, str, list[str]]:
-        if parts[:2] == ["api", "v1"]:
-            return "", "v1", parts[2:]
-        if len(parts) >= 3 and parts[0] == "apis":
-            return parts[1], parts[2], parts[3:]
-        return None, "", []
-
     def authorize(self, ident: Identity, verb: str, res: Resource, ns: str | None,
                   name: str | None, sub: str | None) -> None:
         if ident.role == "admin" or (ident.role == "view" and verb in READ_VERBS):
@@ -1374,57 +1267,10 @@ class Api:
                        f'"{res.group}"{where}',
                        {"name": name or "", "group": res.group, "kind": res.plural})
 
-    def discovery(self, parts: list[str]) -> dict[str, Any] | None:
-        res = self.c.resources.values()
-        if parts == ["version"]:
-            return SERVER_VERSION
-        if parts == ["api"]:
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
-        groups: dict[str, str] = {r.group: r.version for r in res if r.group}
-        if parts == ["apis"]:
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
-                 "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
-                for g, v in groups.items()]}
-        if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"
-                                      and groups.get(parts[1]) == parts[2]):
-            group = "" if parts[0] == "api" else parts[1]
-            listed = []
-            for r in res:
-                if r.group != group:
-                    continue
-                verbs = ["get", "list"] + (["patch", "update"] if r.update_fn else []) + (
-                    ["create"] if r.create_fn else []) + (["delete"] if r.delete_fn else [])
-                listed.append({"name": r.plural, "singularName": r.kind.lower(),
-                               "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs})
-                listed += [{"name": f"{r.plural}/{s}", "singularName": "", "namespaced":
-                            r.namespaced, "kind": "Scale" if s == "scale" else r.kind,
-                            "verbs": ["get"] + (["patch", "update"] if s != "log" else [])}
-                           for s in r.subresources]
-            return {"kind": "APIResourceList", "apiVersion": "v1",
-                    "groupVersion": "/".join(parts[1:]) if group else "v1",
-                    "resources": listed}
-        return None
-
-    def select(self, res: Resource, items: list[dict[str, Any]],
-               params: dict[str, str]) -> list[dict[str, Any]]:
-        labels = label_matcher(params.get("labelSelector"))
-        fields = field_matcher(params.get("fieldSelector"), res.fields, res.plural)
-        return [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-
-    def get_one(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
-        if res.namespaced and ns not in NAMESPACES:
-            raise res.not_found(name)
-        for obj in res.list_fn(ns):
-            if obj["metadata"]["name"] == name:
-                return obj
-        raise res.not_found(name)
-
     async def collection(self, request: Request, res: Resource, ns: str | None, verb: str,
                          params: dict[str, str], dry: bool) -> Response:
         if verb == "list":
-            items = self.select(res, res.list_fn(ns), params)
+            items = res.select(res.objects(ns), params)
             total = len(items)
             meta: dict[str, Any] = {"resourceVersion": str(self.c.counter)}
             try:
@@ -1438,7 +1284,7 @@ class Api:
                 items = items[:limit]
                 meta["continue"] = base64.b64encode(str(start + limit).encode()).decode()
                 meta["remainingItemCount"] = total - start - limit
-            return JSONResponse({"kind": _list_kind(res), "apiVersion": res.api_version,
+            return JSONResponse({"kind": res.list_kind, "apiVersion": res.api_version,
                                  "metadata": meta, "items": items})
         if verb == "create" and res.create_fn is not None:
             if ns is None:
@@ -1452,9 +1298,9 @@ class Api:
             return JSONResponse(res.create_fn(ns, body, dry), status_code=201)
         if verb == "deletecollection" and res.delete_fn is not None and ns is not None:
             options = await self.body(request, optional=True)
-            victims = self.select(res, res.list_fn(ns), params)
+            victims = res.select(res.objects(ns), params)
             deleted = [res.delete_fn(o["metadata"]["name"], ns, options, dry) for o in victims]
-            return JSONResponse({"kind": _list_kind(res), "apiVersion": res.api_version,
+            return JSONResponse({"kind": res.list_kind, "apiVersion": res.api_version,
                                  "metadata": {"resourceVersion": str(self.c.counter)},
                                  "items": deleted})
         raise self.not_allowed(request.method, res, None)
@@ -1478,7 +1324,7 @@ class Api:
             raise bad_request(f"the request body is not JSON: {e}") from None
 
     def view(self, res: Resource, ns: str | None, name: str, sub: str | None) -> dict[str, Any]:
-        obj = self.get_one(res, ns, name)
+        obj = res.get(ns, name)
         return self.c.scale(res) if sub == "scale" else obj
 
     async def item(self, request: Request, res: Resource, ns: str | None, name: str,

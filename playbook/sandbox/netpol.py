@@ -28,7 +28,7 @@ import re
 import time
 from typing import Any
 
-from playbook.sandbox.kubepatch import ApiError, bad_request, invalid
+from playbook.sandbox.kube.errors import ApiError, bad_request, invalid
 from playbook.sandbox.state import write_json
 
 NETPOL_FILE = "netpol.json"
