@@ -57,13 +57,11 @@ import asyncio
 import base64
 import contextlib
 import copy
-import hashlib
 import json
 import os
 import re
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +79,7 @@ from playbook.sandbox.kube.resources import (
     Registry,
     Resource,
 )
+from playbook.sandbox.kube.store import Store, only_metadata, set_metadata
 from playbook.sandbox.kube.times import micro_ts, parse_duration, parse_ts, ts
 from playbook.sandbox.netpol import NetworkPolicies
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
@@ -155,9 +154,7 @@ class Cluster:
 
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
-        self.created = time.time()
-        self.counter = 1000
-        self.seen: dict[str, tuple[str, str]] = {}  # object key -> (content digest, rv)
+        self.store = Store(sup)
         # Like a cluster that has deployed before: the previous version is revision 1 (an old
         # ReplicaSet scaled to zero, kept by revisionHistoryLimit), the running one revision 2,
         # so `rollout undo` has a target from the start (checks/test_rollback.py).
@@ -181,51 +178,18 @@ class Cluster:
         }
         self.resources = self._resources()
 
-    # --- identity and versions ---------------------------------------------------------------
-
-    def uid(self, key: str) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{self.created}:{key}"))
-
-    def stamp(self, key: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Give the object its resourceVersion: a new one whenever its content changed."""
-        meta = obj["metadata"]
-        meta.pop("resourceVersion", None)
-        digest = hashlib.blake2b(json.dumps(obj, sort_keys=True, default=str).encode(),
-                                 digest_size=16).hexdigest()
-        seen = self.seen.get(key)
-        if seen is None or seen[0] != digest:
-            self.counter += 1
-            seen = (digest, str(self.counter))
-            self.seen[key] = seen
-        meta["resourceVersion"] = seen[1]
-        return obj
-
-    def meta(self, kind: str, name: str, namespace: str | None, created: float,
-             labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": name, "uid": self.uid(f"{kind}/{namespace}/{name}"),
-                               "creationTimestamp": ts(created)}
-        if namespace:
-            out["namespace"] = namespace
-        if labels:
-            out["labels"] = dict(labels)
-        if annotations:
-            out["annotations"] = dict(annotations)
-        out.update(extra)
-        return out
-
     # --- namespaces and nodes -------------------------------------------------------------
 
     def namespaces(self, _ns: str | None) -> list[dict[str, Any]]:
-        return [self.stamp(f"ns/{n}", {
+        return [self.store.stamp(f"ns/{n}", {
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": self.meta("Namespace", n, None, self.created,
+            "metadata": self.store.meta("Namespace", n, None, self.store.created,
                                   {"kubernetes.io/metadata.name": n}),
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
             for n in NAMESPACES]
 
     def _node(self, name: str) -> dict[str, Any]:
-        now = ts(self.created)
+        now = ts(self.store.created)
 
         def cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
             return {"type": type_, "status": status, "reason": reason, "message": message,
@@ -233,7 +197,7 @@ class Cluster:
 
         return {
             "apiVersion": "v1", "kind": "Node",
-            "metadata": self.meta("Node", name, None, self.created, {
+            "metadata": self.store.meta("Node", name, None, self.store.created, {
                 "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                 "node.kubernetes.io/instance-type": "sandbox"}),
             "spec": {"podCIDR": "10.244.0.0/24"},
@@ -260,7 +224,7 @@ class Cluster:
         }
 
     def node_list(self, _ns: str | None) -> list[dict[str, Any]]:
-        return [self.stamp(f"node/{n}", copy.deepcopy(obj)) for n, obj in self.nodes.items()]
+        return [self.store.stamp(f"node/{n}", copy.deepcopy(obj)) for n, obj in self.nodes.items()]
 
     def update_node(self, name: str, _ns: str | None, old: dict[str, Any], new: dict[str, Any],
                     sub: str | None, dry: bool) -> None:
@@ -296,36 +260,9 @@ class Cluster:
                                         f"{'NodeReady' if ready else 'NodeNotReady'}")
             self.nodes[name]["status"]["conditions"] = copy.deepcopy(conditions)
             return
-        self._only_metadata(res, name, old, new)
+        only_metadata(res, name, old, new)
         if not dry:
-            self._set_metadata(self.nodes[name]["metadata"], new)
-
-    def _only_metadata(self, res: Resource, name: str, old: dict[str, Any],
-                       new: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
-        """422 unless the change is to labels, annotations or one of `allowed` paths."""
-        problems = []
-        for path in changed_paths(old, new):
-            if path.startswith(("metadata.labels", "metadata.annotations", "status")) or (
-                    path.startswith("metadata.") and path not in (
-                        "metadata.name", "metadata.namespace")):
-                continue  # status is ignored on the main resource; server-set metadata too
-            if any(path == a or path.startswith(a + ".") or path.startswith(a + "[")
-                   for a in allowed):
-                continue
-            problems.append((path, "the sandbox does not model changes to this field"))
-        if problems:
-            raise invalid(res.kind, res.group, name, problems)
-        for key in ("labels", "annotations"):
-            value = (new.get("metadata") or {}).get(key)
-            if value is not None and not (isinstance(value, dict) and all(
-                    isinstance(v, str) for v in value.values())):
-                raise invalid(res.kind, res.group, name,
-                              [(f"metadata.{key}", "must be a map of strings")])
-
-    @staticmethod
-    def _set_metadata(target: dict[str, Any], new: dict[str, Any]) -> None:
-        for key in ("labels", "annotations"):
-            target[key] = dict((new.get("metadata") or {}).get(key) or {})
+            set_metadata(self.nodes[name]["metadata"], new)
 
     # --- pods -----------------------------------------------------------------------------------
 
@@ -350,7 +287,7 @@ class Cluster:
                 delay = max(0, round(pod.backoff_until - pod.last_finished))
                 waiting["message"] = (f"back-off {delay}s restarting failed container="
                                       f"{CONTAINER} pod={pod.name}_{NAMESPACE}"
-                                      f"({self.uid(f'Pod/{NAMESPACE}/{pod.name}')})")
+                                      f"({self.store.uid(f'Pod/{NAMESPACE}/{pod.name}')})")
             container["state"] = {"waiting": waiting}
         if container["containerID"] is None:
             del container["containerID"]
@@ -374,14 +311,14 @@ class Cluster:
         extra: dict[str, Any] = {
             "generateName": f"{rs}-",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs,
-                                 "uid": self.uid(f"ReplicaSet/{NAMESPACE}/{rs}"),
+                                 "uid": self.store.uid(f"ReplicaSet/{NAMESPACE}/{rs}"),
                                  "controller": True, "blockOwnerDeletion": True}]}
         if deleting:
             extra["deletionTimestamp"] = ts(time.time())
             extra["deletionGracePeriodSeconds"] = 2
         return {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": self.meta("Pod", pod.name, NAMESPACE, pod.created, pod.labels,
+            "metadata": self.store.meta("Pod", pod.name, NAMESPACE, pod.created, pod.labels,
                                   {"sandbox.playbook/url": pod.url}, **extra),
             "spec": {"containers": [{"name": CONTAINER, "image": f"{IMAGE_REPO}:{pod.version}",
                                      "ports": [{"containerPort": pod.port, "name": "http",
@@ -406,7 +343,7 @@ class Cluster:
     def pod_list(self, ns: str | None) -> list[dict[str, Any]]:
         if ns not in (None, NAMESPACE):
             return []
-        return [self.stamp(f"pod/{p.name}", self.pod(p)) for p in self.sup.pods.values()]
+        return [self.store.stamp(f"pod/{p.name}", self.pod(p)) for p in self.sup.pods.values()]
 
     def delete_pod(self, name: str, ns: str, options: dict[str, Any],
                    dry: bool) -> dict[str, Any]:
@@ -415,7 +352,7 @@ class Cluster:
             raise self.resources["pods"].not_found(name)
         grace = options.get("gracePeriodSeconds")
         grace = 2.0 if grace is None else float(grace)
-        obj = self.stamp(f"pod/{name}", self.pod(pod, deleting=True))
+        obj = self.store.stamp(f"pod/{name}", self.pod(pod, deleting=True))
         if not dry:
             self.sup.delete_pod(name, grace)
         return obj
@@ -535,9 +472,9 @@ class Cluster:
             "progressDeadlineSeconds": w.progress_deadline}
         if w.paused:
             spec["paused"] = True
-        return self.stamp("deploy", {
+        return self.store.stamp("deploy", {
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": self.meta("Deployment", DEPLOYMENT, NAMESPACE, self.created,
+            "metadata": self.store.meta("Deployment", DEPLOYMENT, NAMESPACE, self.store.created,
                                   w.labels, {**w.annotations, "deployment.kubernetes.io/"
                                              "revision": str(w.revisions[w.spec_version])},
                                   generation=w.generation),
@@ -565,10 +502,10 @@ class Cluster:
             status.update({k: v for k, v in {"readyReplicas": len(ready),
                                              "availableReplicas": len(ready),
                                              "fullyLabeledReplicas": len(pods)}.items() if v})
-            out.append(self.stamp(f"rs/{name}", {
+            out.append(self.store.stamp(f"rs/{name}", {
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": self.meta(
-                    "ReplicaSet", name, NAMESPACE, self.created,
+                "metadata": self.store.meta(
+                    "ReplicaSet", name, NAMESPACE, self.store.created,
                     {"app": DEPLOYMENT, "pod-template-hash": h},
                     {"deployment.kubernetes.io/revision": str(revision),
                      "rollout.argoproj.io/revision": str(revision)},
@@ -576,7 +513,8 @@ class Cluster:
                     ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": DEPLOYMENT, "controller": True,
                                       "blockOwnerDeletion": True,
-                                      "uid": self.uid(f"Deployment/{NAMESPACE}/{DEPLOYMENT}")}]),
+                                      "uid": self.store.uid(
+                                          f"Deployment/{NAMESPACE}/{DEPLOYMENT}")}]),
                 "spec": {"replicas": desired,
                          "selector": {"matchLabels": {"app": DEPLOYMENT,
                                                       "pod-template-hash": h}},
@@ -598,11 +536,13 @@ class Cluster:
                 {"type": "Available",
                  "status": "True" if c["availableReplicas"] >= sup.replicas else "False",
                  "reason": "AvailableReason", "message": "Rollout availability",
-                 "lastTransitionTime": ts(self.created), "lastUpdateTime": ts(self.created)},
+                 "lastTransitionTime": ts(self.store.created),
+                 "lastUpdateTime": ts(self.store.created)},
                 {"type": "Healthy", "status": "True" if w.phase == "Healthy" else "False",
                  "reason": "RolloutHealthy" if w.phase == "Healthy" else "RolloutNotHealthy",
                  "message": w.message or "Rollout is healthy",
-                 "lastTransitionTime": ts(self.created), "lastUpdateTime": ts(self.created)}]}
+                 "lastTransitionTime": ts(self.store.created),
+                 "lastUpdateTime": ts(self.store.created)}]}
         if w.aborted:
             status["abortedAt"] = ts(time.time())
         status.update({k: v for k, v in c.items() if v and k != "unavailableReplicas"})
@@ -616,9 +556,9 @@ class Cluster:
             spec["paused"] = True
         if w.restarted_at:
             spec["restartAt"] = ts(w.restarted_at)
-        return self.stamp("rollout", {
+        return self.store.stamp("rollout", {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-            "metadata": self.meta("Rollout", DEPLOYMENT, NAMESPACE, self.created,
+            "metadata": self.store.meta("Rollout", DEPLOYMENT, NAMESPACE, self.store.created,
                                   w.rollout_labels, {**w.rollout_annotations,
                                                      "rollout.argoproj.io/revision":
                                                      str(w.revisions[w.spec_version])},
@@ -661,7 +601,7 @@ class Cluster:
                        "spec.template.spec.containers[0].image",
                        "spec.template.metadata.annotations", "spec.restartAt")
             try:
-                self._only_metadata(res, name, old, new, allowed)
+                only_metadata(res, name, old, new, allowed)
             except ApiError as e:
                 problems += [(c["field"], c["message"]) for c in e.details["causes"]]
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers")
@@ -822,10 +762,7 @@ class Cluster:
         self.apply_chaos()
         self.ticks += 1
         if self.ticks % 40 == 0:  # forget the versions of pods and events that are gone
-            alive = {f"pod/{p}" for p in sup.pods} | {f"ev/{e.uid}" for e in sup.events}
-            for key in [k for k in self.seen if k.startswith(("pod/", "ev/"))
-                        and k not in alive]:
-                del self.seen[key]
+            self.store.sweep()
 
     def _prune_revisions(self) -> None:
         w = self.work
@@ -838,9 +775,9 @@ class Cluster:
     # --- services, endpoints, configmaps ---------------------------------------------------
 
     def service(self) -> dict[str, Any]:
-        return self.stamp("svc", {
+        return self.store.stamp("svc", {
             "apiVersion": "v1", "kind": "Service",
-            "metadata": self.meta("Service", SERVICE, NAMESPACE, self.created,
+            "metadata": self.store.meta("Service", SERVICE, NAMESPACE, self.store.created,
                                   self.service_meta["labels"],
                                   self.service_meta["annotations"]),
             "spec": {"selector": dict(self.sup.service_selector), "type": "ClusterIP",
@@ -856,7 +793,7 @@ class Cluster:
     def update_service(self, name: str, _ns: str, old: dict[str, Any], new: dict[str, Any],
                        sub: str | None, dry: bool) -> None:
         res = self.resources["services"]
-        self._only_metadata(res, name, old, new, ("spec.selector",))
+        only_metadata(res, name, old, new, ("spec.selector",))
         selector = (new.get("spec") or {}).get("selector") or {}
         if not isinstance(selector, dict) or not all(
                 isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.-]{0,63}", v)
@@ -865,7 +802,7 @@ class Cluster:
                           [("spec.selector", "must be a map of valid label values")])
         if not dry:
             self.sup.service_selector = dict(selector)
-            self._set_metadata(self.service_meta, new)
+            set_metadata(self.service_meta, new)
             self.sup.publish()  # the front follows at once
 
     def endpoints_list(self, ns: str | None) -> list[dict[str, Any]]:
@@ -878,7 +815,7 @@ class Cluster:
         def addr(p: Pod) -> dict[str, Any]:
             return {"ip": "127.0.0.1", "nodeName": self.node_of(p),
                     "targetRef": {"kind": "Pod", "name": p.name, "namespace": NAMESPACE,
-                                  "uid": self.uid(f"Pod/{NAMESPACE}/{p.name}")}}
+                                  "uid": self.store.uid(f"Pod/{NAMESPACE}/{p.name}")}}
 
         subsets = []
         for p in chosen:
@@ -887,17 +824,17 @@ class Cluster:
             subset["addresses" if p.ready else "notReadyAddresses"] = [addr(p)]
             subsets.append(subset)
         obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
-                               "metadata": self.meta("Endpoints", SERVICE, NAMESPACE,
-                                                     self.created, {"app": DEPLOYMENT})}
+                               "metadata": self.store.meta("Endpoints", SERVICE, NAMESPACE,
+                                                     self.store.created, {"app": DEPLOYMENT})}
         if subsets:
             obj["subsets"] = subsets
-        return [self.stamp("ep", obj)]
+        return [self.store.stamp("ep", obj)]
 
     def configmap_obj(self) -> dict[str, Any]:
         cm = self.configmap
-        return self.stamp("cm", {
+        return self.store.stamp("cm", {
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": self.meta("ConfigMap", CONFIGMAP, NAMESPACE, self.created,
+            "metadata": self.store.meta("ConfigMap", CONFIGMAP, NAMESPACE, self.store.created,
                                   cm["labels"], cm["annotations"]),
             "data": dict(cm["data"])})
 
@@ -907,7 +844,7 @@ class Cluster:
     def update_configmap(self, name: str, _ns: str, old: dict[str, Any], new: dict[str, Any],
                          sub: str | None, dry: bool) -> None:
         res = self.resources["configmaps"]
-        self._only_metadata(res, name, old, new, ("data",))
+        only_metadata(res, name, old, new, ("data",))
         data = new.get("data") or {}
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             bad = next((k for k, v in (data.items() if isinstance(data, dict) else [])
@@ -918,7 +855,7 @@ class Cluster:
         if dry:
             return
         self.configmap["data"] = dict(data)
-        self._set_metadata(self.configmap, new)
+        set_metadata(self.configmap, new)
         on = data.get("MAINTENANCE_MODE", "false").strip().lower() == "true"
         self.write_chaos({"maintenance": on})
 
@@ -970,7 +907,7 @@ class Cluster:
                        for t in obj["spec"].get("externalTargets", []) if t in deps})
 
     def networkchaos_list(self, ns: str | None) -> list[dict[str, Any]]:
-        return [self.stamp(f"networkchaos/{name}", {
+        return [self.store.stamp(f"networkchaos/{name}", {
             **copy.deepcopy(obj), "status": {"experiment": {"desiredPhase": "Run"}}})
             for name, obj in self.networkchaos.items()
             if ns in (None, obj["metadata"]["namespace"])]
@@ -1030,7 +967,7 @@ class Cluster:
                     {"type": "AllRecovered", "status": "True" if over else "False"},
                     {"type": "Paused", "status": "False"}],
                 "experiment": {"desiredPhase": "Stop" if over else "Run"}}
-            out.append(self.stamp(f"httpchaos/{name}", shown))
+            out.append(self.store.stamp(f"httpchaos/{name}", shown))
         return out
 
     def create_httpchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
@@ -1103,7 +1040,7 @@ class Cluster:
         obj = {"apiVersion": res.api_version, "kind": res.kind,
                "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
                             "name": name, "namespace": ns,
-                            "uid": self.uid(f"{res.kind}/{ns}/{name}/{time.time()}"),
+                            "uid": self.store.uid(f"{res.kind}/{ns}/{name}/{time.time()}"),
                             "creationTimestamp": ts(time.time()), "generation": 1},
                "spec": copy.deepcopy(spec)}
         if dry:
@@ -1121,44 +1058,12 @@ class Cluster:
             raise res.not_found(name)
         if not dry:
             del getattr(self, plural)[name]
-            self.seen.pop(f"{plural}/{name}", None)
+            self.store.forget(f"{plural}/{name}")
             self.sup.record("Normal", "Recovered", f"{res.kind}/{name}",
                             f"Successfully recover chaos for {ns}/{DEPLOYMENT}")
             self.apply_chaos()
         obj["metadata"]["deletionTimestamp"] = ts(time.time())
         return obj
-
-    # --- events ---------------------------------------------------------------------------
-
-    def event_list(self, ns: str | None) -> list[dict[str, Any]]:
-        components = {"Pod": "kubelet", "ReplicaSet": "replicaset-controller",
-                      "Deployment": "deployment-controller", "Rollout": "rollouts-controller",
-                      "Node": "node-controller", "HTTPChaos": "chaos-controller-manager"}
-        groups = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-                  "Rollout": "argoproj.io/v1alpha1", "HTTPChaos": "chaos-mesh.org/v1alpha1"}
-        out = []
-        for e in list(self.sup.events):
-            kind, _, name = e.object.partition("/")
-            where = "default" if kind == "Node" else NAMESPACE
-            if ns not in (None, where):
-                continue
-            involved: dict[str, Any] = {"kind": kind, "name": name,
-                                        "apiVersion": groups.get(kind, "v1")}
-            if kind != "Node":
-                involved["namespace"] = where
-            out.append(self.stamp(f"ev/{e.uid}", {
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": f"{name}.{e.uid}", "namespace": where,
-                             "uid": self.uid(f"Event/{e.uid}"),
-                             "creationTimestamp": ts(e.first)},
-                "involvedObject": involved, "reason": e.reason, "message": e.message,
-                "type": e.type, "count": e.count, "firstTimestamp": ts(e.first),
-                "lastTimestamp": ts(e.time),
-                "source": {"component": components.get(kind, "sandbox"),
-                           **({"host": name} if kind == "Node" else {})},
-                "reportingComponent": components.get(kind, "sandbox"),
-                "reportingInstance": ""}))
-        return out
 
     # --- the resource table ---------------------------------------------------------------
 
@@ -1170,7 +1075,7 @@ class Cluster:
         reg.serve("services", list_fn=self.service_list, update_fn=self.update_service)
         reg.serve("endpoints", list_fn=self.endpoints_list)
         reg.serve("configmaps", list_fn=self.configmap_list, update_fn=self.update_configmap)
-        reg.serve("events", list_fn=self.event_list)
+        reg.serve("events", list_fn=self.store.events)
         reg.serve("deployments.apps", list_fn=self.deployment_list,
                   update_fn=self.update_workload)
         reg.serve("replicasets.apps", list_fn=self.replicaset_list)
@@ -1181,7 +1086,7 @@ class Cluster:
         reg.serve("networkchaos.chaos-mesh.org", list_fn=self.networkchaos_list,
                   create_fn=self.create_networkchaos, delete_fn=self.delete_networkchaos)
         # NetworkPolicies: stored here, enforced by the front (playbook/sandbox/netpol.py).
-        self.netpol = NetworkPolicies(self)
+        self.netpol = NetworkPolicies(self.store)
         reg.serve("networkpolicies.networking.k8s.io", list_fn=self.netpol.list,
                   create_fn=self.netpol.create, delete_fn=self.netpol.delete)
         return reg
@@ -1272,7 +1177,7 @@ class Api:
         if verb == "list":
             items = res.select(res.objects(ns), params)
             total = len(items)
-            meta: dict[str, Any] = {"resourceVersion": str(self.c.counter)}
+            meta: dict[str, Any] = {"resourceVersion": str(self.c.store.counter)}
             try:
                 start = int(base64.b64decode(params["continue"]).decode()) \
                     if params.get("continue") else 0
@@ -1301,7 +1206,7 @@ class Api:
             victims = res.select(res.objects(ns), params)
             deleted = [res.delete_fn(o["metadata"]["name"], ns, options, dry) for o in victims]
             return JSONResponse({"kind": res.list_kind, "apiVersion": res.api_version,
-                                 "metadata": {"resourceVersion": str(self.c.counter)},
+                                 "metadata": {"resourceVersion": str(self.c.store.counter)},
                                  "items": deleted})
         raise self.not_allowed(request.method, res, None)
 

@@ -26,10 +26,13 @@ import copy
 import ipaddress
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playbook.sandbox.kube.errors import ApiError, bad_request, invalid
 from playbook.sandbox.state import write_json
+
+if TYPE_CHECKING:  # the front imports this module: it must not load the API's models
+    from playbook.sandbox.kube.store import Store
 
 NETPOL_FILE = "netpol.json"
 GROUP, VERSION, KIND = "networking.k8s.io", "v1", "NetworkPolicy"
@@ -204,11 +207,11 @@ class NetworkPolicies:
     """The networkpolicies of the sandbox's Kubernetes API (create/get/list/delete), written
     through to netpol.json whenever they or the pods change."""
 
-    def __init__(self, cluster: Any) -> None:
-        self.c = cluster
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.items: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> object
         self.written: dict[str, Any] | None = None
-        cluster.sup.on_publish.append(lambda _sup: self.write())
+        store.sup.on_publish.append(lambda _sup: self.write())
         self.write()
 
     def not_found(self, name: str) -> ApiError:
@@ -216,7 +219,7 @@ class NetworkPolicies:
                         {"name": name, "group": GROUP, "kind": "networkpolicies"})
 
     def list(self, ns: str | None) -> list[dict[str, Any]]:
-        return [self.c.stamp(f"netpol/{n}/{name}", copy.deepcopy(obj))
+        return [self.store.stamp(f"netpol/{n}/{name}", copy.deepcopy(obj))
                 for (n, name), obj in sorted(self.items.items()) if ns in (None, n)]
 
     def create(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
@@ -237,16 +240,16 @@ class NetworkPolicies:
         obj = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
                "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
                             "name": name, "namespace": ns,
-                            "uid": self.c.uid(f"{KIND}/{ns}/{name}/{now}"),
+                            "uid": self.store.uid(f"{KIND}/{ns}/{name}/{now}"),
                             "creationTimestamp": _ts(now), "generation": 1},
                "spec": spec}
         if dry:
             return obj
         self.items[(ns, name)] = obj
-        self.c.sup.record("Normal", "Created", f"NetworkPolicy/{name}",
+        self.store.sup.record("Normal", "Created", f"NetworkPolicy/{name}",
                           f"NetworkPolicy {ns}/{name} created")
         self.write()
-        return self.c.stamp(f"netpol/{ns}/{name}", copy.deepcopy(obj))
+        return self.store.stamp(f"netpol/{ns}/{name}", copy.deepcopy(obj))
 
     def delete(self, name: str, ns: str, _options: dict[str, Any], dry: bool) -> dict[str, Any]:
         obj = self.items.get((ns, name))
@@ -254,8 +257,8 @@ class NetworkPolicies:
             raise self.not_found(name)
         if not dry:
             del self.items[(ns, name)]
-            self.c.seen.pop(f"netpol/{ns}/{name}", None)
-            self.c.sup.record("Normal", "Deleted", f"NetworkPolicy/{name}",
+            self.store.forget(f"netpol/{ns}/{name}")
+            self.store.sup.record("Normal", "Deleted", f"NetworkPolicy/{name}",
                               f"NetworkPolicy {ns}/{name} deleted")
             self.write()
         # As the API server answers the delete of an object without graceful deletion.
@@ -266,7 +269,7 @@ class NetworkPolicies:
     def write(self) -> None:
         from playbook.sandbox.supervisor import NAMESPACE
 
-        sup = self.c.sup
+        sup = self.store.sup
         pods = [(p.url, p.port, p.labels) for p in sup.pods.values()]
         policies = [o for (ns, _), o in self.items.items() if ns == NAMESPACE]
         compiled = compile_rules(policies, pods)
