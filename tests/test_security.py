@@ -30,7 +30,7 @@ from playbook.faults.base import FaultRefused, Journal
 from playbook.faults.context import GameDay
 from playbook.faults.security import CredentialStuffing, client_from
 from playbook.probes.kube import Kube, LogLine
-from playbook.sandbox import netpol
+from playbook.sandbox.kube import netpol
 from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
 from tests.fakes import serve
 

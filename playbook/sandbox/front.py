@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from playbook.sandbox.netpol import NETPOL_FILE, admits
+from playbook.sandbox.kube.netpol import NETPOL_FILE, admits
 
 ENDPOINTS = Path(os.environ.get("SANDBOX_ENDPOINTS", "/nonexistent"))
-# NetworkPolicies compiled by the Kubernetes API addon (netpol.py); beside endpoints.json.
+# NetworkPolicies compiled by the Kubernetes API addon (kube/netpol.py); beside endpoints.json.
 NETPOL = ENDPOINTS.parent / NETPOL_FILE
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
               b"proxy-connection"}

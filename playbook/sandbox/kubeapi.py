@@ -9,7 +9,7 @@ What it serves (namespace security-dashboard unless said):
 - Chaos Mesh `httpchaos` and `networkchaos` (partition to the database or cache address)
   (chaos-mesh.org/v1alpha1): create/get/list/delete;
 - `networkpolicies` (networking.k8s.io/v1): create/get/list/delete, enforced by the front
-  against the client's address (playbook/sandbox/netpol.py).
+  against the client's address (playbook/sandbox/kube/netpol.py).
 
 How the objects map onto the sandbox:
 - Pods are the backend's replica processes. Deleting one kills its process (SIGTERM, SIGKILL
@@ -70,19 +70,18 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from playbook.sandbox.kube.chaos import Chaos, merge_chaos_file
 from playbook.sandbox.kube.errors import ApiError, bad_request, invalid
+from playbook.sandbox.kube.netpol import NetworkPolicies
 from playbook.sandbox.kube.patch import apply_patch, changed_paths
 from playbook.sandbox.kube.resources import (
     NAMESPACES,
     SERVER_VERSION,
-    TABLE,
     Registry,
     Resource,
 )
 from playbook.sandbox.kube.store import Store, only_metadata, set_metadata
-from playbook.sandbox.kube.times import micro_ts, parse_duration, parse_ts, ts
-from playbook.sandbox.netpol import NetworkPolicies
-from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
+from playbook.sandbox.kube.times import micro_ts, parse_ts, ts
 from playbook.sandbox.supervisor import DEPLOYMENT, NAMESPACE, Pod, Supervisor
 
 KUBECONFIG_FILE = "kubeconfig"
@@ -167,9 +166,7 @@ class Cluster:
             "data": {"MAINTENANCE_MODE": "false", "LOG_LEVEL": "info",
                      "API_BASE_PATH": "/api"}}
         self.service_meta: dict[str, Any] = {"labels": {"app": DEPLOYMENT}, "annotations": {}}
-        self.httpchaos: dict[str, dict[str, Any]] = {}
-        self.networkchaos: dict[str, dict[str, Any]] = {}
-        self.chaos_written: dict[str, Any] | None = None
+        self.chaos = Chaos(self.store, sup)
         self.ticks = 0
         self.tokens: dict[str, Identity] = {
             secrets.token_urlsafe(24): Identity("sandbox-admin", "admin"),
@@ -759,7 +756,7 @@ class Cluster:
                 "more replicas need to be updated" if any(self.outdated(p) for p in pods)
                 else "updated replicas are still becoming available")
         self._prune_revisions()
-        self.apply_chaos()
+        self.chaos.apply()
         self.ticks += 1
         if self.ticks % 40 == 0:  # forget the versions of pods and events that are gone
             self.store.sweep()
@@ -857,213 +854,7 @@ class Cluster:
         self.configmap["data"] = dict(data)
         set_metadata(self.configmap, new)
         on = data.get("MAINTENANCE_MODE", "false").strip().lower() == "true"
-        self.write_chaos({"maintenance": on})
-
-    # --- chaos ---------------------------------------------------------------------------
-
-    def write_chaos(self, changes: dict[str, Any]) -> None:
-        """Merge into chaos.json: keys set to None are removed, the others kept."""
-        path = self.sup.dir / CHAOS_FILE
-        current = read_json(path) or {}
-        merged = {k: v for k, v in {**current, **changes}.items() if v is not None}
-        if merged != current:
-            write_json(path, merged)
-
-    def chaos_effect(self) -> dict[str, Any]:
-        now = time.time()
-        ok_rate, status, latency = 1.0, None, 0.0
-        n_pods = max(1, len(self.sup.pods))
-        for obj in self.httpchaos.values():
-            spec = obj["spec"]
-            started = parse_ts(obj["metadata"]["creationTimestamp"])
-            duration = spec.get("duration")
-            if duration and now > started + parse_duration(duration):
-                continue
-            if obj["metadata"].get("annotations", {}).get(
-                    "experiment.chaos-mesh.org/pause") == "true":
-                continue
-            if not self.chaos_selects(spec):
-                continue
-            mode, value = spec["mode"], float(spec.get("value") or 0)
-            share = {"all": 1.0, "one": 1 / n_pods, "fixed": min(1.0, value / n_pods),
-                     "fixed-percent": value / 100,
-                     "random-max-percent": value / 100}[mode]
-            code = 502 if spec.get("abort") else (spec.get("replace") or {}).get("code")
-            if code:
-                ok_rate *= 1 - share
-                status = status or int(code)
-            if spec.get("delay"):
-                latency = max(latency, parse_duration(spec["delay"]))
-        error_rate = round(1 - ok_rate, 4)
-        return {"error_rate": error_rate or None, "error_status": status if error_rate else None,
-                "latency_seconds": latency or None, "partition": self.partitioned() or None}
-
-    def partitioned(self) -> list[str]:
-        """The backend's dependencies cut off by a NetworkChaos partition (direction to/both)
-        whose externalTargets name their address."""
-        ports = self.sup.sb.ports
-        deps = {f"127.0.0.1:{ports.postgres}": "database", f"127.0.0.1:{ports.redis}": "cache"}
-        return sorted({deps[t] for obj in self.networkchaos.values()
-                       for t in obj["spec"].get("externalTargets", []) if t in deps})
-
-    def networkchaos_list(self, ns: str | None) -> list[dict[str, Any]]:
-        return [self.store.stamp(f"networkchaos/{name}", {
-            **copy.deepcopy(obj), "status": {"experiment": {"desiredPhase": "Run"}}})
-            for name, obj in self.networkchaos.items()
-            if ns in (None, obj["metadata"]["namespace"])]
-
-    def create_networkchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
-        """NetworkChaos, action partition only: the pods lose their route to externalTargets
-        (host:port of the database or the cache); the replicas' connections then time out."""
-        name, meta = self.new_chaos("networkchaos", ns, body)
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-        problems = []
-        if spec.get("action") != "partition":
-            problems.append(("spec.action", "the sandbox implements partition only"))
-        if spec.get("direction", "to") not in ("to", "both"):
-            problems.append(("spec.direction", "must be to or both (the pods' outbound side)"))
-        targets = spec.get("externalTargets")
-        if not isinstance(targets, list) or not targets or \
-                not all(isinstance(t, str) for t in targets):
-            problems.append(("spec.externalTargets", "a list of host:port is required"))
-        if problems:
-            raise invalid("NetworkChaos", TABLE["networkchaos.chaos-mesh.org"].group, name,
-                          problems)
-        return self.store_chaos("networkchaos", name, meta, ns, spec, dry)
-
-    def delete_networkchaos(self, name: str, ns: str, _options: dict[str, Any],
-                            dry: bool) -> dict[str, Any]:
-        return self.delete_chaos("networkchaos", name, ns, dry)
-
-    @staticmethod
-    def chaos_selects(spec: dict[str, Any]) -> bool:
-        selector = spec.get("selector") or {}
-        namespaces = selector.get("namespaces") or [NAMESPACE]
-        labels = selector.get("labelSelectors") or {}
-        pod_labels = {"app": DEPLOYMENT}
-        return NAMESPACE in namespaces and all(
-            pod_labels.get(k) == v for k, v in labels.items() if k != "version")
-
-    def apply_chaos(self) -> None:
-        effect = self.chaos_effect()
-        if effect != self.chaos_written:
-            self.write_chaos(effect)
-            self.chaos_written = effect
-
-    def httpchaos_list(self, ns: str | None) -> list[dict[str, Any]]:
-        out = []
-        now = time.time()
-        for name, obj in self.httpchaos.items():
-            if ns not in (None, obj["metadata"]["namespace"]):
-                continue
-            started = parse_ts(obj["metadata"]["creationTimestamp"])
-            duration = obj["spec"].get("duration")
-            over = bool(duration) and now > started + parse_duration(duration)
-            shown = copy.deepcopy(obj)
-            shown["status"] = {
-                "conditions": [
-                    {"type": "Selected", "status": "True"},
-                    {"type": "AllInjected", "status": "False" if over else "True"},
-                    {"type": "AllRecovered", "status": "True" if over else "False"},
-                    {"type": "Paused", "status": "False"}],
-                "experiment": {"desiredPhase": "Stop" if over else "Run"}}
-            out.append(self.store.stamp(f"httpchaos/{name}", shown))
-        return out
-
-    def create_httpchaos(self, ns: str, body: dict[str, Any], dry: bool) -> dict[str, Any]:
-        name, meta = self.new_chaos("httpchaos", ns, body)
-        res = TABLE["httpchaos.chaos-mesh.org"]
-        spec = body.get("spec")
-        problems: list[tuple[str, str]] = []
-        if not isinstance(spec, dict):
-            raise invalid("HTTPChaos", res.group, name, [("spec", "Required value")])
-        modes = ("one", "all", "fixed", "fixed-percent", "random-max-percent")
-        if spec.get("mode") not in modes:
-            problems.append(("spec.mode", f"must be one of {', '.join(modes)}"))
-        elif spec["mode"] != "all" and spec["mode"] != "one":
-            try:
-                value = float(spec.get("value"))
-                if value < 0 or (spec["mode"] != "fixed" and value > 100):
-                    raise ValueError
-            except (TypeError, ValueError):
-                problems.append(("spec.value", f"a number is required for mode {spec['mode']}"))
-        if spec.get("target") not in ("Request", "Response"):
-            problems.append(("spec.target", "must be Request or Response"))
-        if not isinstance(spec.get("port", 0), int):
-            problems.append(("spec.port", "must be a whole number"))
-        if "patch" in spec:
-            problems.append(("spec.patch", "the sandbox implements abort, delay and "
-                             "replace.code only"))
-        replace = spec.get("replace")
-        if replace is not None and not isinstance((replace or {}).get("code"), int):
-            problems.append(("spec.replace.code", "the sandbox replaces the status code "
-                             "only: an integer is required"))
-        if not (spec.get("abort") or spec.get("delay") or replace):
-            problems.append(("spec", "one of abort, delay or replace is required"))
-        for key in ("delay", "duration"):
-            if spec.get(key) is not None:
-                try:
-                    parse_duration(spec[key])
-                except ValueError:
-                    problems.append((f"spec.{key}", f"invalid duration {spec[key]!r}"))
-        if problems:
-            raise invalid("HTTPChaos", res.group, name, problems)
-        return self.store_chaos("httpchaos", name, meta, ns, spec, dry)
-
-    def delete_httpchaos(self, name: str, ns: str, _options: dict[str, Any],
-                         dry: bool) -> dict[str, Any]:
-        return self.delete_chaos("httpchaos", name, ns, dry)
-
-    # Chaos Mesh objects share their life cycle: named, stored, applied to chaos.json.
-    def new_chaos(self, plural: str, ns: str, body: dict[str, Any]
-                  ) -> tuple[str, dict[str, Any]]:
-        """Validate a new object's name and namespace; its name and metadata."""
-        res = self.resources[f"{plural}.chaos-mesh.org"]
-        meta = body.get("metadata") or {}
-        name = meta.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?",
-                                                         name):
-            raise invalid(res.kind, res.group, str(name),
-                          [("metadata.name", "a lowercase RFC 1123 name is required "
-                            "(generateName is not supported by the sandbox)")])
-        if meta.get("namespace", ns) != ns:
-            raise bad_request("the namespace of the provided object does not match the "
-                              "namespace sent on the request")
-        if name in getattr(self, plural):
-            raise ApiError(409, "AlreadyExists", f'{plural}.{res.group} "{name}" already '
-                           "exists", {"name": name, "group": res.group, "kind": plural})
-        return name, meta
-
-    def store_chaos(self, plural: str, name: str, meta: dict[str, Any], ns: str,
-                    spec: dict[str, Any], dry: bool) -> dict[str, Any]:
-        res = self.resources[f"{plural}.chaos-mesh.org"]
-        obj = {"apiVersion": res.api_version, "kind": res.kind,
-               "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
-                            "name": name, "namespace": ns,
-                            "uid": self.store.uid(f"{res.kind}/{ns}/{name}/{time.time()}"),
-                            "creationTimestamp": ts(time.time()), "generation": 1},
-               "spec": copy.deepcopy(spec)}
-        if dry:
-            return obj
-        getattr(self, plural)[name] = obj
-        self.sup.record("Normal", "Applied", f"{res.kind}/{name}",
-                        f"Successfully apply chaos for {ns}/{DEPLOYMENT}")
-        self.apply_chaos()
-        return next(o for o in res.list_fn(ns) if o["metadata"]["name"] == name)
-
-    def delete_chaos(self, plural: str, name: str, ns: str, dry: bool) -> dict[str, Any]:
-        res = self.resources[f"{plural}.chaos-mesh.org"]
-        obj = next((o for o in res.list_fn(ns) if o["metadata"]["name"] == name), None)
-        if obj is None:
-            raise res.not_found(name)
-        if not dry:
-            del getattr(self, plural)[name]
-            self.store.forget(f"{plural}/{name}")
-            self.sup.record("Normal", "Recovered", f"{res.kind}/{name}",
-                            f"Successfully recover chaos for {ns}/{DEPLOYMENT}")
-            self.apply_chaos()
-        obj["metadata"]["deletionTimestamp"] = ts(time.time())
-        return obj
+        merge_chaos_file(self.sup.dir, {"maintenance": on})
 
     # --- the resource table ---------------------------------------------------------------
 
@@ -1081,11 +872,12 @@ class Cluster:
         reg.serve("replicasets.apps", list_fn=self.replicaset_list)
         reg.serve("rollouts.argoproj.io", list_fn=self.rollout_list,
                   update_fn=self.update_workload)
-        reg.serve("httpchaos.chaos-mesh.org", list_fn=self.httpchaos_list,
-                  create_fn=self.create_httpchaos, delete_fn=self.delete_httpchaos)
-        reg.serve("networkchaos.chaos-mesh.org", list_fn=self.networkchaos_list,
-                  create_fn=self.create_networkchaos, delete_fn=self.delete_networkchaos)
-        # NetworkPolicies: stored here, enforced by the front (playbook/sandbox/netpol.py).
+        reg.serve("httpchaos.chaos-mesh.org", list_fn=self.chaos.httpchaos,
+                  create_fn=self.chaos.create_httpchaos, delete_fn=self.chaos.delete_httpchaos)
+        reg.serve("networkchaos.chaos-mesh.org", list_fn=self.chaos.networkchaos,
+                  create_fn=self.chaos.create_networkchaos,
+                  delete_fn=self.chaos.delete_networkchaos)
+        # NetworkPolicies: stored here, enforced by the front (kube/netpol.py).
         self.netpol = NetworkPolicies(self.store)
         reg.serve("networkpolicies.networking.k8s.io", list_fn=self.netpol.list,
                   create_fn=self.netpol.create, delete_fn=self.netpol.delete)

@@ -28,7 +28,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from playbook.sandbox.kube.errors import ApiError, bad_request, invalid
+from playbook.sandbox.kube.errors import already_exists, bad_request, invalid, not_found
+from playbook.sandbox.kube.times import ts
 from playbook.sandbox.state import write_json
 
 if TYPE_CHECKING:  # the front imports this module: it must not load the API's models
@@ -214,10 +215,6 @@ class NetworkPolicies:
         store.sup.on_publish.append(lambda _sup: self.write())
         self.write()
 
-    def not_found(self, name: str) -> ApiError:
-        return ApiError(404, "NotFound", f'networkpolicies.{GROUP} "{name}" not found',
-                        {"name": name, "group": GROUP, "kind": "networkpolicies"})
-
     def list(self, ns: str | None) -> list[dict[str, Any]]:
         return [self.store.stamp(f"netpol/{n}/{name}", copy.deepcopy(obj))
                 for (n, name), obj in sorted(self.items.items()) if ns in (None, n)]
@@ -232,8 +229,7 @@ class NetworkPolicies:
         if problems:
             raise invalid(KIND, GROUP, str(name), problems)
         if (ns, name) in self.items:
-            raise ApiError(409, "AlreadyExists", f'networkpolicies.{GROUP} "{name}" already '
-                           "exists", {"name": name, "group": GROUP, "kind": "networkpolicies"})
+            raise already_exists("networkpolicies", GROUP, name)
         spec = copy.deepcopy(body["spec"])
         spec.setdefault("policyTypes", ["Ingress"] + (["Egress"] if "egress" in spec else []))
         now = time.time()
@@ -241,7 +237,7 @@ class NetworkPolicies:
                "metadata": {**{k: v for k, v in meta.items() if k in ("labels", "annotations")},
                             "name": name, "namespace": ns,
                             "uid": self.store.uid(f"{KIND}/{ns}/{name}/{now}"),
-                            "creationTimestamp": _ts(now), "generation": 1},
+                            "creationTimestamp": ts(now), "generation": 1},
                "spec": spec}
         if dry:
             return obj
@@ -254,7 +250,7 @@ class NetworkPolicies:
     def delete(self, name: str, ns: str, _options: dict[str, Any], dry: bool) -> dict[str, Any]:
         obj = self.items.get((ns, name))
         if obj is None:
-            raise self.not_found(name)
+            raise not_found("networkpolicies", GROUP, name)
         if not dry:
             del self.items[(ns, name)]
             self.store.forget(f"netpol/{ns}/{name}")
@@ -276,7 +272,3 @@ class NetworkPolicies:
         if compiled != self.written:
             write_json(sup.dir / NETPOL_FILE, compiled)
             self.written = compiled
-
-
-def _ts(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
