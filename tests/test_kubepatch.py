@@ -14,7 +14,7 @@ from playbook.sandbox.kube.patch import (
 )
 from playbook.sandbox.kube.selectors import field_matcher, label_matcher
 from playbook.sandbox.kube.times import parse_duration
-from playbook.sandbox.kubeapi import image_tag
+from playbook.sandbox.kube.workload import image_tag
 
 POD = {"metadata": {"name": "p", "labels": {"app": "a", "tier": "web"}},
        "spec": {"containers": [{"name": "backend", "image": "x:1", "ports": [
