@@ -43,7 +43,7 @@ DB_PASSWORD = "sandbox-only"  # a local, loopback-only database; never a real se
 # with sup.on_publish.append(callback).
 # An addon may also have `async def prestart(sup)`, awaited before PostgreSQL starts, for what
 # is slow to settle and needs no pod (Prometheus: its discovery takes ~6 s to a first scrape).
-ADDONS: list[str] = ["playbook.sandbox.kubeapi", "playbook.sandbox.aws",
+ADDONS: list[str] = ["playbook.sandbox.kube.server", "playbook.sandbox.aws",
                      "playbook.sandbox.monitoring"]
 PROBE_PERIOD = 0.25  # seconds between readiness probes (kubelet: periodSeconds)
 BACKOFF_CAP = 8.0  # CrashLoopBackOff delay cap (kubelet: 5 min; shortened for the sandbox)

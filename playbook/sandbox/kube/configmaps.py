@@ -1,7 +1,8 @@
 """The backend's ConfigMap, security-dashboard-config: MAINTENANCE_MODE "true" or "false" ->
-`maintenance` in chaos.json, which the replicas honour (503 with the maintenance page); the
-other keys are shown as a cluster would have them. Of the ConfigMap only data, labels and
-annotations change; a value that is not a string fails as the real server's decoder does.
+`maintenance` in chaos.json, which the replicas honour (503 with Retry-After on everything but
+/api/health); the other keys are shown as a cluster would have them. Of the ConfigMap only
+data, labels and annotations change; a value that is not a string fails as the real server's
+decoder does.
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ class ConfigMaps:
         return self.store.stamp("cm", {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": self.store.meta("ConfigMap", CONFIGMAP, NAMESPACE, self.store.created,
-                                  cm["labels"], cm["annotations"]),
+                                        cm["labels"], cm["annotations"]),
             "data": dict(cm["data"])})
 
     def list(self, ns: str | None) -> list[dict[str, Any]]:
         return [self.render()] if ns in (None, NAMESPACE) else []
 
     def update(self, name: str, _ns: str, old: dict[str, Any], new: dict[str, Any],
-                         sub: str | None, dry: bool) -> None:
+               sub: str | None, dry: bool) -> None:
         res = TABLE["configmaps"]
         only_metadata(res, name, old, new, ("data",))
         data = new.get("data") or {}

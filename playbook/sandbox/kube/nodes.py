@@ -39,7 +39,7 @@ class Nodes:
         return [self.store.stamp(f"ns/{n}", {
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": self.store.meta("Namespace", n, None, self.store.created,
-                                  {"kubernetes.io/metadata.name": n}),
+                                        {"kubernetes.io/metadata.name": n}),
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
             for n in NAMESPACES]
 
@@ -83,7 +83,7 @@ class Nodes:
                 for n, obj in self.objects.items()]
 
     def update(self, name: str, _ns: str | None, old: dict[str, Any], new: dict[str, Any],
-                    sub: str | None, dry: bool) -> None:
+               sub: str | None, dry: bool) -> None:
         res = TABLE["nodes"]
         if sub == "status":
             bad = [p for p in changed_paths(old.get("status"), new.get("status"), "status")

@@ -98,7 +98,7 @@ class Pods:
         return {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": self.store.meta("Pod", pod.name, NAMESPACE, pod.created, pod.labels,
-                                  {"sandbox.playbook/url": pod.url}, **extra),
+                                        {"sandbox.playbook/url": pod.url}, **extra),
             "spec": {"containers": [{"name": CONTAINER, "image": f"{IMAGE_REPO}:{pod.version}",
                                      "ports": [{"containerPort": pod.port, "name": "http",
                                                 "protocol": "TCP"}],
@@ -125,7 +125,7 @@ class Pods:
         return [self.store.stamp(f"pod/{p.name}", self.render(p)) for p in self.sup.pods.values()]
 
     def delete(self, name: str, ns: str, options: dict[str, Any],
-                   dry: bool) -> dict[str, Any]:
+               dry: bool) -> dict[str, Any]:
         pod = self.sup.pods.get(name) if ns == NAMESPACE else None
         if pod is None:
             raise TABLE["pods"].not_found(name)

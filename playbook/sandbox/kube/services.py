@@ -31,8 +31,8 @@ class Services:
         return self.store.stamp("svc", {
             "apiVersion": "v1", "kind": "Service",
             "metadata": self.store.meta("Service", SERVICE, NAMESPACE, self.store.created,
-                                  self.meta["labels"],
-                                  self.meta["annotations"]),
+                                        self.meta["labels"],
+                                        self.meta["annotations"]),
             "spec": {"selector": dict(self.sup.service_selector), "type": "ClusterIP",
                      "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP",
@@ -44,7 +44,7 @@ class Services:
         return [self.render()] if ns in (None, NAMESPACE) else []
 
     def update(self, name: str, _ns: str, old: dict[str, Any], new: dict[str, Any],
-                       sub: str | None, dry: bool) -> None:
+               sub: str | None, dry: bool) -> None:
         res = TABLE["services"]
         only_metadata(res, name, old, new, ("spec.selector",))
         selector = (new.get("spec") or {}).get("selector") or {}
@@ -78,7 +78,7 @@ class Services:
             subsets.append(subset)
         obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Endpoints",
                                "metadata": self.store.meta("Endpoints", SERVICE, NAMESPACE,
-                                                     self.store.created, {"app": DEPLOYMENT})}
+                                                           self.store.created, {"app": DEPLOYMENT})}
         if subsets:
             obj["subsets"] = subsets
         return [self.store.stamp("ep", obj)]

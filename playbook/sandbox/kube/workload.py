@@ -93,9 +93,10 @@ class Workload:
         self.next_revision = 3
 
     def template(self, version: str) -> dict[str, Any]:
+        restarted = self.state.restart_annotation
         return {"metadata": {"labels": {"app": DEPLOYMENT, "version": "stable"}, **(
-            {"annotations": {"kubectl.kubernetes.io/restartedAt": self.state.restart_annotation}}
-            if self.state.restart_annotation else {})},
+            {"annotations": {"kubectl.kubernetes.io/restartedAt": restarted}}
+            if restarted else {})},
                 "spec": {"containers": [{"name": CONTAINER,
                                          "image": f"{IMAGE_REPO}:{version}"}]}}
 
@@ -149,10 +150,11 @@ class Workload:
             spec["paused"] = True
         return self.store.stamp("deploy", {
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": self.store.meta("Deployment", DEPLOYMENT, NAMESPACE, self.store.created,
-                                  w.labels, {**w.annotations, "deployment.kubernetes.io/"
-                                             "revision": str(w.revisions[w.spec_version])},
-                                  generation=w.generation),
+            "metadata": self.store.meta(
+                "Deployment", DEPLOYMENT, NAMESPACE, self.store.created, w.labels,
+                {**w.annotations,
+                 "deployment.kubernetes.io/revision": str(w.revisions[w.spec_version])},
+                generation=w.generation),
             "spec": spec, "status": status})
 
     def deployments(self, ns: str | None) -> list[dict[str, Any]]:
@@ -188,8 +190,8 @@ class Workload:
                     ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": DEPLOYMENT, "controller": True,
                                       "blockOwnerDeletion": True,
-                                      "uid": self.store.uid(
-                                          f"Deployment/{NAMESPACE}/{DEPLOYMENT}")}]),
+                                      "uid": self.store.uid(f"Deployment/{NAMESPACE}/"
+                                                            f"{DEPLOYMENT}")}]),
                 "spec": {"replicas": desired,
                          "selector": {"matchLabels": {"app": DEPLOYMENT,
                                                       "pod-template-hash": h}},
@@ -200,6 +202,7 @@ class Workload:
     def rollout(self) -> dict[str, Any]:
         w, sup = self.state, self.sup
         c = self.counts()
+        created = ts(self.store.created)
         status: dict[str, Any] = {
             "phase": w.phase, "message": w.message,
             "stableRS": sup.template_hash(w.stable),
@@ -211,13 +214,11 @@ class Workload:
                 {"type": "Available",
                  "status": "True" if c["availableReplicas"] >= sup.replicas else "False",
                  "reason": "AvailableReason", "message": "Rollout availability",
-                 "lastTransitionTime": ts(self.store.created),
-                 "lastUpdateTime": ts(self.store.created)},
+                 "lastTransitionTime": created, "lastUpdateTime": created},
                 {"type": "Healthy", "status": "True" if w.phase == "Healthy" else "False",
                  "reason": "RolloutHealthy" if w.phase == "Healthy" else "RolloutNotHealthy",
                  "message": w.message or "Rollout is healthy",
-                 "lastTransitionTime": ts(self.store.created),
-                 "lastUpdateTime": ts(self.store.created)}]}
+                 "lastTransitionTime": created, "lastUpdateTime": created}]}
         if w.aborted:
             status["abortedAt"] = ts(time.time())
         status.update({k: v for k, v in c.items() if v and k != "unavailableReplicas"})
@@ -233,11 +234,11 @@ class Workload:
             spec["restartAt"] = ts(w.restarted_at)
         return self.store.stamp("rollout", {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-            "metadata": self.store.meta("Rollout", DEPLOYMENT, NAMESPACE, self.store.created,
-                                  w.rollout_labels, {**w.rollout_annotations,
-                                                     "rollout.argoproj.io/revision":
-                                                     str(w.revisions[w.spec_version])},
-                                  generation=w.generation),
+            "metadata": self.store.meta(
+                "Rollout", DEPLOYMENT, NAMESPACE, self.store.created, w.rollout_labels,
+                {**w.rollout_annotations,
+                 "rollout.argoproj.io/revision": str(w.revisions[w.spec_version])},
+                generation=w.generation),
             "spec": spec, "status": status})
 
     def rollouts(self, ns: str | None) -> list[dict[str, Any]]:
