@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from playbook import config  # noqa: E402
+from playbook.clients import Clients  # noqa: E402
 from playbook.probes import alertmanager as am_probe  # noqa: E402
 from playbook.probes import prometheus as prom_probe  # noqa: E402
 from playbook.probes.alertmanager import Alertmanager  # noqa: E402
@@ -110,7 +111,8 @@ def main() -> None:
     assert profile.prometheus and profile.alertmanager
     results = []
     try:
-        with Prometheus(profile.prometheus) as prom, Alertmanager(profile.alertmanager) as am:
+        with Clients(profile) as clients:
+            prom, am = clients.prometheus, clients.alertmanager
             parts = floor_parts(prom, am)
             for i in range(args.trials):
                 healthy(prom, profile)

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+import httpx
 import pytest
 
 from playbook.config import Profile
@@ -124,7 +125,7 @@ def test_rollback_accepted_by_dry_run(rollback: Any) -> None:
 @pytest.mark.playbook_section("3.3 Recent Changes Analysis")
 @pytest.mark.requires("github")
 @pytest.mark.severity("P2")
-def test_no_failed_deploy_in_the_last_hour(profile: Profile) -> None:
+def test_no_failed_deploy_in_the_last_hour(profile: Profile, github: httpx.Client) -> None:
     """`gh run list --workflow=security-dashboard-production-deploy.yml`: the last runs are
     attached as context; one that failed within github.failed_window_minutes is a finding."""
     gh = profile.github
@@ -133,7 +134,7 @@ def test_no_failed_deploy_in_the_last_hour(profile: Profile) -> None:
         pytest.skip("github.token is empty (set GITHUB_TOKEN): recent deploys not read")
     from playbook.probes.deploys import recent_runs
 
-    obs = recent_runs(gh)
+    obs = recent_runs(gh, github)
     attach_json("recent deploys", [dataclasses.asdict(r) for r in obs.runs]
                 if not obs.error else {"where": obs.where, "error": obs.error})
     if obs.error:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from playbook import drill
+from playbook import drill, paths
 from playbook.config import Profile
 from playbook.faults.base import FaultRefused, Journal
-from playbook.faults.context import GameDay, journal_path
-from playbook.plugin import attach_json, attach_text, reports_dir
+from playbook.faults.context import GameDay
+from playbook.plugin import attach_json, attach_text
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +44,7 @@ def gameday(profile: Profile, pytestconfig: pytest.Config) -> Iterator[GameDay]:
 
 @pytest.fixture(scope="session")
 def journal() -> Journal:
-    j = Journal.open(journal_path())
+    j = Journal.open(paths.gameday_journal())
     if j.pending():
         kinds = ", ".join(e["description"] for e in j.pending())
         pytest.exit(f"{len(j.pending())} fault(s) of an earlier game day are still injected "
@@ -72,9 +72,9 @@ def scorecard(pytestconfig: pytest.Config) -> Iterator[list[drill.Result]]:
     if not results:
         return
     run = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    out = reports_dir(Path(str(pytestconfig.rootpath))) / "gameday" / run
-    paths = drill.scorecard(results, out, started)
-    for kind, path in paths.items():
+    out = paths.gameday_run(run, paths.reports(Path(str(pytestconfig.rootpath))))
+    written = drill.scorecard(results, out, started)
+    for kind, path in written.items():
         try:
             import allure
 
@@ -84,7 +84,7 @@ def scorecard(pytestconfig: pytest.Config) -> Iterator[list[drill.Result]]:
                                attachment_type=kinds[kind])
         except Exception:
             pass
-    _written.append(paths["md"])
+    _written.append(written["md"])
 
 
 _written: list[Path] = []  # scorecards of this session, announced in the terminal summary

@@ -25,11 +25,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from playbook import config
-
-ROOT = Path(__file__).resolve().parent.parent  # the project: checks/, loadtests/, gameday/
+from playbook import config, paths
+from playbook.paths import ROOT
 
 
 def _profile(env: str | None) -> config.Profile:
@@ -118,12 +116,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             control.down(profile)
         except control.SandboxError as e:
             print(f"playbook: {e}", file=sys.stderr)
-    results = Path(os.environ.get("PLAYBOOK_REPORTS") or ROOT / "reports")
-    print(f"Allure results: {results / 'allure-results'}")
+    print(f"Allure results: {paths.allure_results()}")
     try:
-        outcome = json.loads((results / "verdict.json").read_text())
+        outcome = json.loads(paths.verdict().read_text())
         print(f"verdict: {outcome['verdict']} ({len(outcome['failures'])} failed checks; "
-              f"{results / 'verdict.json'})")
+              f"{paths.verdict()})")
     except (OSError, ValueError, KeyError):
         print("verdict: none - the checks did not run to the end")
     return code
@@ -232,9 +229,9 @@ def _add_report(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return rp
 
 
-def _verdict(reports: Path) -> dict | None:
+def _verdict() -> dict | None:
     try:
-        return json.loads((reports / "verdict.json").read_text())
+        return json.loads(paths.verdict().read_text())
     except (OSError, ValueError):
         return None
 
@@ -251,8 +248,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.incident:
         extra += ["--incident", args.incident]
     code = _pytest(["checks", "loadtests"], args.env, extra + args.pytest_args)
-    reports = Path(os.environ.get("PLAYBOOK_REPORTS") or ROOT / "reports")
-    outcome = _verdict(reports)
+    outcome = _verdict()
     passed = code == 0 and outcome is not None and outcome["verdict"] == "healthy"
     if passed:
         print("gate: PASSED - every check and the load held; the incident may be closed")

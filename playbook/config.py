@@ -3,7 +3,9 @@
 A profile says where the service and its infrastructure are and which thresholds hold there.
 Every section other than `name` and `service` is optional; a check whose section is absent is
 skipped with that reason. Secrets never live in a profile: `${VAR}` (or `${VAR:-default}`) is
-read from the environment when the profile is loaded.
+read from the environment when the profile is loaded. The loader tells playbook.secrets every
+secret it met - the value of each ${VAR} whose name or key names a secret (GITHUB_TOKEN,
+database.url ...) and of each such field of the profile - so that no output shows them.
 
 Any problem - malformed YAML, an unknown key, a wrong type, a missing variable - raises
 ProfileError with one line that names the file and the key.
@@ -23,6 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from playbook import secrets
 
 BUNDLED = Path(__file__).parent / "environments"
 DEFAULT_ENV = "local"
@@ -439,7 +443,27 @@ def load(env: str | None = None, environ: typing.Mapping[str, str] | None = None
         raise ProfileError(f"{path}: expected a mapping at the top level, got {_kind(raw)}")
     data = _interpolate(raw, environ if environ is not None else os.environ, str(path), "")
     data["source"] = str(path)
-    return _build(Profile, data, str(path), "")
+    profile = _build(Profile, data, str(path), "")
+    _remember_secrets(profile, "")
+    return profile
+
+
+def _remember_secrets(value: Any, key: str) -> None:
+    """Tell the redactor every string field whose key names a secret (a URL's password too)."""
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            _remember_secrets(getattr(value, f.name), _join(key, f.name))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _remember_secrets(v, _join(key, str(k)))
+    elif isinstance(value, list):
+        for v in value:
+            _remember_secrets(v, key)
+    elif isinstance(value, str) and value and secrets.names_a_secret(key):
+        if "://" in value:
+            secrets.remember_url(value)
+        else:
+            secrets.remember(value)
 
 
 def _interpolate(value: Any, environ: typing.Mapping[str, str], file: str, key: str) -> Any:
@@ -453,10 +477,14 @@ def _interpolate(value: Any, environ: typing.Mapping[str, str], file: str, key: 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        raise ProfileError(f"{file}: {key}: environment variable {name} is not set")
+            value = environ[name]
+        elif default is not None:
+            value = default
+        else:
+            raise ProfileError(f"{file}: {key}: environment variable {name} is not set")
+        if secrets.names_a_secret(name) or secrets.names_a_secret(key):
+            secrets.remember(value)
+        return value
 
     return _VAR.sub(sub, value)
 

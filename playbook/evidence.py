@@ -20,10 +20,11 @@ never shell commands - into reports/incidents/INC-.../:
     sources.json, README.md   what was collected, what failed and why (one sentence each)
 
 A source that fails is recorded and the rest is still collected. Every file goes through
-`redact()` before it is written: known secrets of the profile (database URL, webhook URL,
-routing key, tokens) and anything shaped like one (Authorization headers, bearer tokens,
-connection strings, webhook URLs, AWS keys, key=value pairs whose key names a secret).
-Kubernetes Secrets are never read.
+playbook.secrets before it is written: text is sanitized (no control bytes or terminal escape
+sequences) and redacted - the profile's secrets (database URL, webhook URL, routing key,
+tokens) and anything shaped like one (Authorization headers, bearer tokens, URL passwords,
+webhook URLs, AWS keys, key=value pairs whose key names a secret). Kubernetes Secrets are never
+read.
 """
 
 from __future__ import annotations
@@ -40,98 +41,14 @@ from typing import Any
 
 import yaml
 
-from playbook import config
+from playbook import config, paths
+from playbook.clients import Clients, SectionMissing
+from playbook.secrets import REDACTED, REDACTOR, Redactor, sanitize
 
 STATE_KINDS = ("pods", "deployments", "replicasets", "services", "endpoints", "configmaps",
                "events", "rollouts", "networkpolicies")
 SECURITY_LINE = re.compile(r"failed|unauthorized|breach|attack", re.I)
 SECURITY_EVENTS = ("authentication_failed", "unauthorized_request", "forbidden_request")
-REDACTED = "***"
-
-
-# --- redaction -------------------------------------------------------------------------------
-
-_SECRET_KEY = (r"[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|private[_-]?key"
-               r"|credential|webhook|dsn|connection[_-]?string|database[_-]?url|routing[_-]?key"
-               r"|access[_-]?key)[\w.-]*")
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # Authorization headers and bearer/basic credentials anywhere.
-    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?"
-                r"[^\s\"',}]+"), r"\1\2 " + REDACTED),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
-    # Connection strings (any scheme with credentials; database schemes entirely).
-    (re.compile(r"(?i)\b(postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|"
-                r"sqlserver|jdbc:[a-z]+)://[^\s\"'<>]+"), r"\1://" + REDACTED),
-    (re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s:/@\"']+:[^\s@/\"']+@"), r"\1" + REDACTED + "@"),
-    # Webhook URLs (Slack and alike): the path is the secret.
-    (re.compile(r"(?i)(https?://hooks\.slack\.com)/[^\s\"'<>]+"), r"\1/" + REDACTED),
-    (re.compile(r"(?i)(https?://[^\s/\"'<>]+)/[^\s\"'<>]*(?:webhook|hooks?|services/T)"
-                r"[^\s\"'<>]*"), r"\1/" + REDACTED),
-    # Well-known token shapes.
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"), REDACTED),
-    # key=value, key: value, "key": "value" where the key names a secret.
-    (re.compile(r"(?i)([\"']?\b" + _SECRET_KEY + r"[\"']?\s*[:=]\s*)([\"']?)"
-                r"(?!\*\*\*)[^\s\"',}]+"), r"\1\2" + REDACTED),
-]
-
-
-_SECRET_KEY_RE = re.compile(_SECRET_KEY, re.I)
-
-
-class Redactor:
-    """Scrubs known secret values, then anything shaped like a secret."""
-
-    def __init__(self, values: list[str] | None = None) -> None:
-        self.values = sorted({v for v in values or [] if v and len(v) >= 4}, key=len,
-                             reverse=True)
-
-    @classmethod
-    def for_profile(cls, profile: config.Profile) -> Redactor:
-        from urllib.parse import urlsplit
-
-        values: list[str] = []
-        if profile.database is not None:
-            values.append(profile.database.url)
-            password = urlsplit(profile.database.url).password
-            if password:
-                values.append(password)
-        if profile.notify is not None:
-            values += [profile.notify.slack_webhook_url, profile.notify.pagerduty_routing_key]
-        if profile.github is not None:
-            values.append(profile.github.token)
-        for section in (profile.prometheus, profile.alertmanager):
-            if section is not None and section.bearer_token:
-                values.append(section.bearer_token)
-        try:  # what playbook.notify has seen this process (e.g. a routing key it sent)
-            from playbook.notify import SECRETS
-
-            values += list(SECRETS._values)
-        except Exception:
-            pass
-        return cls(values)
-
-    def __call__(self, text: str) -> str:
-        for v in self.values:
-            text = text.replace(v, REDACTED)
-        for pattern, repl in _PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
-
-    def data(self, value: Any) -> Any:
-        """A JSON-like structure with every string redacted, and every value under a key that
-        names a secret (DATABASE_PASSWORD, api_key...) replaced - before it is serialised, so
-        YAML folding or quoting cannot split a secret."""
-        if isinstance(value, dict):
-            return {k: REDACTED if isinstance(k, str) and _SECRET_KEY_RE.fullmatch(k)
-                    and isinstance(v, (str, int, float)) and v != "" else self.data(v)
-                    for k, v in value.items()}
-        if isinstance(value, (list, tuple, set)):
-            return [self.data(v) for v in value]
-        if isinstance(value, str):
-            return self(value)
-        return value
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -151,7 +68,7 @@ class Bundle:
     directory: Path
     hours: float
     started: dt.datetime
-    redact: Redactor
+    redact: Redactor = REDACTOR
     sources: list[Source] = field(default_factory=list)
     # Collected facts the timeline is built from: (time, what)
     moments: list[tuple[dt.datetime, str]] = field(default_factory=list)
@@ -159,10 +76,11 @@ class Bundle:
     security: dict[str, Any] = field(default_factory=dict)
 
     def write(self, name: str, content: Any) -> str:
-        """Write one file of the bundle, redacted: text as is, other content as JSON (YAML
-        for a .yaml name), its strings redacted before serialising, the result once more."""
+        """Write one file of the bundle, redacted: text sanitized (what targets said may hold
+        terminal escapes), other content as JSON (YAML for a .yaml name), its strings redacted
+        before serialising, the result once more."""
         if isinstance(content, str):
-            text = self.redact(content)
+            text = self.redact(sanitize(content, limit=None))
         elif name.endswith(".yaml"):
             clean = self.redact.data(json.loads(json.dumps(content, default=str)))
             text = yaml.safe_dump(clean, sort_keys=False)
@@ -178,7 +96,8 @@ class Bundle:
 
     def record(self, name: str, status: str, files: list[str] | None = None,
                detail: str = "") -> None:
-        self.sources.append(Source(name, status, list(files or []), self.redact(detail)))
+        self.sources.append(Source(name, status, list(files or []),
+                                   self.redact(sanitize(detail, keep_newlines=False))))
 
     @property
     def failed(self) -> list[Source]:
@@ -233,22 +152,21 @@ def collect(profile: config.Profile, incident: str, hours: float | None = None,
             reports: Path | None = None, failures: list[dict[str, str]] | None = None,
             now: dt.datetime | None = None) -> Bundle:
     """Collect the bundle into <reports>/incidents/<incident>/ and return what happened."""
-    from playbook.plugin import reports_dir  # the one place that knows where reports go
-
     settings = profile.evidence or config.Evidence()
     hours = hours if hours is not None else settings.hours
     now = now or dt.datetime.now(dt.UTC)
-    directory = (reports or reports_dir()) / "incidents" / incident
+    directory = paths.incident(incident, reports)
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.iterdir():
         if old.is_file():
             old.unlink()
-    bundle = Bundle(incident, directory, hours, now, Redactor.for_profile(profile))
+    bundle = Bundle(incident, directory, hours, now)
 
-    _guard(bundle, "kubernetes", lambda: _kubernetes(bundle, profile, settings))
-    _guard(bundle, "prometheus", lambda: _prometheus(bundle, profile, settings))
-    _guard(bundle, "github", lambda: _github(bundle, profile))
-    _guard(bundle, "cloudtrail", lambda: _cloudtrail(bundle, profile))
+    with Clients(profile) as clients:
+        _guard(bundle, "kubernetes", lambda: _kubernetes(bundle, clients, settings))
+        _guard(bundle, "prometheus", lambda: _prometheus(bundle, clients, settings))
+        _guard(bundle, "github", lambda: _github(bundle, clients))
+        _guard(bundle, "cloudtrail", lambda: _cloudtrail(bundle, clients))
     if failures:
         bundle.write("failed-checks.json", failures)
         bundle.record("failed checks", "collected", ["failed-checks.json"],
@@ -262,25 +180,18 @@ def collect(profile: config.Profile, incident: str, hours: float | None = None,
 # --- Kubernetes ------------------------------------------------------------------------------
 
 
-def _kubernetes(bundle: Bundle, profile: config.Profile, settings: config.Evidence) -> None:
-    if profile.kubernetes is None:
-        bundle.record("kubernetes", "skipped", detail=f"profile {profile.name} has no "
-                      "`kubernetes` section")
+def _kubernetes(bundle: Bundle, clients: Clients, settings: config.Evidence) -> None:
+    try:
+        kube = clients.kube
+    except SectionMissing as e:
+        bundle.record("kubernetes", "skipped", detail=str(e))
         return
     from kubernetes import client as k8s
 
-    from playbook.probes.kube import Kube
-
-    kube = Kube(profile.kubernetes)
-    try:
-        _state(bundle, kube, k8s)
-        limit = settings.log_bytes_per_pod
-        _logs(bundle, kube, k8s, "backend logs", "application.log", profile.kubernetes.selector,
-              limit)
-        _logs(bundle, kube, k8s, "frontend logs", "frontend.log", settings.frontend_selector,
-              limit)
-    finally:
-        kube.close()
+    _state(bundle, kube, k8s)
+    limit = settings.log_bytes_per_pod
+    _logs(bundle, kube, k8s, "backend logs", "application.log", kube.section.selector, limit)
+    _logs(bundle, kube, k8s, "frontend logs", "frontend.log", settings.frontend_selector, limit)
 
 
 def _state(bundle: Bundle, kube: Any, k8s: Any) -> None:
@@ -471,14 +382,13 @@ def _security_files(bundle: Bundle) -> None:
 # --- Prometheus ------------------------------------------------------------------------------
 
 
-def _prometheus(bundle: Bundle, profile: config.Profile, settings: config.Evidence) -> None:
-    cfg = profile.prometheus
-    if cfg is None:
-        bundle.record("prometheus", "skipped", detail=f"profile {profile.name} has no "
-                      "`prometheus` section")
+def _prometheus(bundle: Bundle, clients: Clients, settings: config.Evidence) -> None:
+    try:
+        prom = clients.prometheus
+    except SectionMissing as e:
+        bundle.record("prometheus", "skipped", detail=str(e))
         return
-    from playbook.probes.prometheus import Prometheus
-
+    cfg = prom.cfg
     w = cfg.rate_window
     queries = {
         "metrics-requests.json": f"rate(http_requests_total[{w}])",
@@ -489,42 +399,41 @@ def _prometheus(bundle: Bundle, profile: config.Profile, settings: config.Eviden
     start = end - bundle.hours * 3600
     # Prometheus refuses more than 11,000 points per series: widen the step for long windows.
     step = max(settings.step_seconds, (end - start) / 10_000)
-    with Prometheus(cfg) as prom:
-        for filename, promql in queries.items():
-            obs = prom.data("/api/v1/query_range", {"query": promql, "start": f"{start:.3f}",
-                                                    "end": f"{end:.3f}", "step": f"{step:g}s"})
-            if not obs.ok:
-                name = bundle.write(filename, {"status": "error", "query": promql,
-                                               "error": obs.problem()})
-                bundle.record(f"metrics {promql}", "failed", [name], obs.problem() or "")
-                continue
-            result = (obs.body or {}).get("result") or []
-            name = bundle.write(filename, {"status": "success", "query": promql,
-                                           "start": start, "end": end, "step": step,
-                                           "data": obs.body})
-            bundle.record(f"metrics {promql}", "collected" if result else "empty", [name],
-                          f"{len(result)} series" if result else
-                          f"no data for {promql} over the last {bundle.hours:g} h")
-        _resource_usage(bundle, prom, cfg)
-        alerts = prom.alerts()
-        if not alerts.ok:
-            bundle.record("alerts", "failed", detail=alerts.problem() or "")
-            return
-        active = (alerts.body or {}).get("alerts") or []
-        name = bundle.write("alerts.json", active)
-        bundle.record("alerts", "collected" if active else "empty", [name],
-                      f"{len(active)} active alerts" if active else "no active alert")
-        for a in active:
-            when = _parse_time(a.get("activeAt"))
-            label = (a.get("labels") or {}).get("alertname", "?")
-            sev = (a.get("labels") or {}).get("severity", "")
-            if when is None:
-                continue
-            bundle.moments.append((when, f"alert {label} ({a.get('state')}"
-                                         f"{', ' + sev if sev else ''}) active"))
-            if a.get("state") == "firing" and (bundle.first_alert is None
-                                               or when < bundle.first_alert[0]):
-                bundle.first_alert = (when, f"alert {label} firing")
+    for filename, promql in queries.items():
+        obs = prom.data("/api/v1/query_range", {"query": promql, "start": f"{start:.3f}",
+                                                "end": f"{end:.3f}", "step": f"{step:g}s"})
+        if not obs.ok:
+            name = bundle.write(filename, {"status": "error", "query": promql,
+                                           "error": obs.problem()})
+            bundle.record(f"metrics {promql}", "failed", [name], obs.problem() or "")
+            continue
+        result = (obs.body or {}).get("result") or []
+        name = bundle.write(filename, {"status": "success", "query": promql,
+                                       "start": start, "end": end, "step": step,
+                                       "data": obs.body})
+        bundle.record(f"metrics {promql}", "collected" if result else "empty", [name],
+                      f"{len(result)} series" if result else
+                      f"no data for {promql} over the last {bundle.hours:g} h")
+    _resource_usage(bundle, prom, cfg)
+    alerts = prom.alerts()
+    if not alerts.ok:
+        bundle.record("alerts", "failed", detail=alerts.problem() or "")
+        return
+    active = (alerts.body or {}).get("alerts") or []
+    name = bundle.write("alerts.json", active)
+    bundle.record("alerts", "collected" if active else "empty", [name],
+                  f"{len(active)} active alerts" if active else "no active alert")
+    for a in active:
+        when = _parse_time(a.get("activeAt"))
+        label = (a.get("labels") or {}).get("alertname", "?")
+        sev = (a.get("labels") or {}).get("severity", "")
+        if when is None:
+            continue
+        bundle.moments.append((when, f"alert {label} ({a.get('state')}"
+                                     f"{', ' + sev if sev else ''}) active"))
+        if a.get("state") == "firing" and (bundle.first_alert is None
+                                           or when < bundle.first_alert[0]):
+            bundle.first_alert = (when, f"alert {label} firing")
 
 
 def _resource_usage(bundle: Bundle, prom: Any, cfg: config.Prometheus) -> None:
@@ -550,7 +459,8 @@ def _resource_usage(bundle: Bundle, prom: Any, cfg: config.Prometheus) -> None:
 # --- GitHub and CloudTrail -------------------------------------------------------------------
 
 
-def _github(bundle: Bundle, profile: config.Profile) -> None:
+def _github(bundle: Bundle, clients: Clients) -> None:
+    profile = clients.profile
     gh = profile.github
     if gh is None or not gh.token:
         why = "no `github` section" if gh is None else "github.token is empty (GITHUB_TOKEN)"
@@ -558,7 +468,7 @@ def _github(bundle: Bundle, profile: config.Profile) -> None:
         return
     from playbook.probes.deploys import recent_runs
 
-    obs = recent_runs(gh)
+    obs = recent_runs(gh, clients.github)
     if obs.error:
         bundle.record("recent deploys", "failed", detail=obs.error)
         return
@@ -571,14 +481,15 @@ def _github(bundle: Bundle, profile: config.Profile) -> None:
                   f"{len(obs.runs)} runs of {gh.workflow}")
 
 
-def _cloudtrail(bundle: Bundle, profile: config.Profile) -> None:
-    if profile.aws is None:
-        bundle.record("cloudtrail", "skipped", detail=f"profile {profile.name} has no `aws` "
-                      "section")
+def _cloudtrail(bundle: Bundle, clients: Clients) -> None:
+    try:
+        aws = clients.aws
+    except SectionMissing as e:
+        bundle.record("cloudtrail", "skipped", detail=str(e))
         return
-    from playbook.probes.aws import AwsClients, cloudtrail_changes
+    from playbook.probes.aws import cloudtrail_changes
 
-    obs, events = cloudtrail_changes(AwsClients(profile.aws), bundle.hours, now=bundle.started)
+    obs, events = cloudtrail_changes(aws, bundle.hours, now=bundle.started)
     if obs.error:
         bundle.record("cloudtrail", "failed", detail=obs.error)
         return

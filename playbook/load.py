@@ -66,8 +66,9 @@ from locust.stats import StatsEntry
 from locust.util.load_locustfile import is_user_class
 
 from playbook import config as profiles
+from playbook import paths
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 WORKER_CONNECT_SECONDS = 30.0
 
@@ -307,16 +308,13 @@ def _free_port() -> int:
 
 def _preflight(profile: profiles.Profile) -> None:
     """The target must answer HTTP at all before load starts: a dead target is exit 2."""
-    import httpx
-
+    from playbook.clients import Clients
     from playbook.probes import http as http_probe
 
     service = profile.service
     url = service.url(service.endpoints.health)
-    timeout = service.timeout
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                      follow_redirects=False) as client:
-        obs = http_probe.get(client, url)
+    with Clients(profile) as clients:
+        obs = http_probe.get(clients.http, url)
     if obs.status is None:
         raise LoadError(f"the target is unreachable, no load was started: "
                         f"{obs.problem(expect_status=200)}")
@@ -381,9 +379,7 @@ def _run(profile: profiles.Profile, name: str, workers: int, reports: Path | Non
 
     started = dt.datetime.now(dt.UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{name}-{os.getpid()}"
-    from playbook.plugin import reports_dir  # the suite's reports/ (or $PLAYBOOK_REPORTS)
-
-    run_dir = (reports or reports_dir()) / "load" / run_id
+    run_dir = paths.load_run(run_id, reports)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     for user in scenario.user_classes:  # the profile's timeout, for every request

@@ -9,7 +9,9 @@
     due_steps(...)     which escalation steps are due N minutes into an incident
 
 The webhook URL and the routing key are secrets: they are never printed, logged or put in an
-exception. Dry runs and errors show the URL as scheme://host/*** and the key as ***.
+exception. Dry runs and errors show the URL as scheme://host/*** and the key as ***; every text
+this module shows or logs (httpx's request lines too) passes playbook.secrets' redactor, which
+learns them before anything is sent, and the services' answers are sanitized.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import json
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from playbook import config as profiles
+from playbook import secrets
 from playbook import severity as sev
+from playbook.clients import Clients
+from playbook.probes.http import http_client
 
 log = logging.getLogger("playbook.notify")
 
@@ -57,29 +61,6 @@ class NotifyError(ValueError):
 # --- secrets ---------------------------------------------------------------------------------
 
 
-class _Secrets:
-    """The secrets this process has seen, so any text (ours, httpx's log lines, exception
-    messages) can be scrubbed before it is shown."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-
-    def add(self, *values: str) -> None:
-        with self._lock:
-            self._values.update(v for v in values if v and len(v) >= 4)
-
-    def scrub(self, text: str) -> str:
-        with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for v in values:
-            text = text.replace(v, "***")
-        return text
-
-
-SECRETS = _Secrets()
-
-
 def redact_url(url: str) -> str:
     """https://hooks.slack.com/services/T.../B.../... -> https://hooks.slack.com/***"""
     try:
@@ -93,22 +74,6 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}/***"
 
 
-def _register_url(url: str) -> None:
-    SECRETS.add(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return
-    # The path is the secret of a Slack webhook (/services/T../B../token); a short one is not,
-    # and scrubbing it would also blank ordinary words.
-    if len(parts.path) >= 12:
-        SECRETS.add(parts.path)
-    if parts.query:
-        SECRETS.add(parts.query)
-    if parts.password:
-        SECRETS.add(parts.password)
-
-
 class _ScrubFilter(logging.Filter):
     """httpx logs every request's full URL at INFO: scrub the secrets out of those records."""
 
@@ -117,7 +82,7 @@ class _ScrubFilter(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True
-        clean = SECRETS.scrub(message)
+        clean = secrets.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
         return True
@@ -357,8 +322,8 @@ def messages(kind: str, incident: Incident, cfg: profiles.Notify | None = None,
     PagerDuty resolve with the same dedup key. Updates go to Slack only."""
     cfg = _settings(cfg)
     text = render(kind, incident, cfg, now)
-    _register_url(cfg.slack_webhook_url)
-    SECRETS.add(cfg.pagerduty_routing_key)
+    secrets.remember_url(cfg.slack_webhook_url, path_is_secret=True)
+    secrets.remember(cfg.pagerduty_routing_key)
     out = [Message("slack", cfg.slack_webhook_url, {"text": text}, text,
                    configured=bool(cfg.slack_webhook_url.strip()),
                    why_not="notify.slack_webhook_url is empty (set SLACK_INCIDENT_WEBHOOK)")]
@@ -411,7 +376,7 @@ def dry_run_text(msgs: Iterable[Message]) -> str:
         if m.channel == "slack":
             chunk += ["text:", *[f"  | {line}" for line in m.text.splitlines()]]
         chunks.append("\n".join(chunk))
-    return SECRETS.scrub("\n".join(chunks))
+    return secrets.redact("\n".join(chunks))
 
 
 # --- delivery --------------------------------------------------------------------------------
@@ -452,13 +417,15 @@ def _retry_after(value: str | None, cap: float) -> float | None:
 
 
 def _answer(resp: httpx.Response) -> tuple[str, dict | None]:
+    """The service's answer: a snippet safe to show (no control bytes, bounded) and its
+    JSON object, if it is one."""
     text = resp.text.strip()
     try:
         data = resp.json()
     except ValueError:
         data = None
-    return (text[:_SNIPPET] if text else "(empty body)"), (data if isinstance(data, dict)
-                                                           else None)
+    snippet = secrets.sanitize(text, _SNIPPET, keep_newlines=False) if text else "(empty body)"
+    return snippet, (data if isinstance(data, dict) else None)
 
 
 _SLACK_HINTS = {
@@ -506,18 +473,16 @@ def deliver(m: Message, cfg: profiles.Notify | None = None,
     final. Never raises on network trouble, and no text it returns or logs holds a secret."""
     cfg = _settings(cfg)
     if m.channel == "slack":
-        _register_url(m.url)
+        secrets.remember_url(m.url, path_is_secret=True)
     else:
-        SECRETS.add(m.body.get("routing_key", ""))
+        secrets.remember(m.body.get("routing_key", ""))
     if not m.configured:
         return Delivery(m.channel, False, 0, problem=m.why_not, skipped=True)
     where = f"{m.label} {m.where()}"
     attempts_max = 1 + max(0, cfg.retries)
     own = client is None
     if client is None:
-        client = httpx.Client(timeout=httpx.Timeout(cfg.timeout, connect=min(cfg.timeout, 3.0)),
-                              follow_redirects=False,
-                              headers={"user-agent": "security-dashboard-playbook"})
+        client = http_client(cfg.timeout)
     last = ""
     status: int | None = None
     try:
@@ -531,13 +496,13 @@ def deliver(m: Message, cfg: profiles.Notify | None = None,
                 status, last = None, f"no answer within {cfg.timeout:g} s"
             except httpx.UnsupportedProtocol:
                 problem = f"{where} is not an http(s) URL; nothing was sent."
-                return Delivery(m.channel, False, attempt, problem=SECRETS.scrub(problem))
+                return Delivery(m.channel, False, attempt, problem=secrets.redact(problem))
             except httpx.TransportError as e:
                 status, last = None, f"could not connect ({type(e).__name__})"
             except (httpx.InvalidURL, ValueError):
                 # httpx puts the URL (the secret) in this message: never show it.
                 problem = f"{where} is not a valid URL; nothing was sent."
-                return Delivery(m.channel, False, attempt, problem=SECRETS.scrub(problem))
+                return Delivery(m.channel, False, attempt, problem=secrets.redact(problem))
             else:
                 status = resp.status_code
                 if status == 429 or status >= 500:
@@ -555,10 +520,10 @@ def deliver(m: Message, cfg: profiles.Notify | None = None,
                         key = (data or {}).get("dedup_key", "") if m.channel == "pagerduty" else ""
                         log.info("%s: delivered on attempt %d (HTTP %d)", where, attempt, status)
                         return Delivery(m.channel, True, attempt, status, detail, dedup_key=key)
-                    problem = SECRETS.scrub(f"{where} rejected the message: {why}; not retried.")
+                    problem = secrets.redact(f"{where} rejected the message: {why}; not retried.")
                     log.warning("%s", problem)
                     return Delivery(m.channel, False, attempt, status, detail, problem)
-            last = SECRETS.scrub(last)
+            last = secrets.redact(last)
             if attempt < attempts_max:
                 log.warning("%s: attempt %d/%d failed (%s); retrying in %.1f s", where,
                             attempt, attempts_max, last, wait)
@@ -566,7 +531,7 @@ def deliver(m: Message, cfg: profiles.Notify | None = None,
     finally:
         if own:
             client.close()
-    problem = SECRETS.scrub(f"{where} did not take the message after {attempts_max} "
+    problem = secrets.redact(f"{where} did not take the message after {attempts_max} "
                             f"attempt{'s' if attempts_max > 1 else ''}; last: {last}.")
     log.error("%s", problem)
     return Delivery(m.channel, False, attempts_max, status, last, problem)
@@ -585,8 +550,13 @@ def announce(kind: str, incident: Incident, profile: profiles.Profile | None = N
         echo(dry_run_text(msgs))
         return []
     results = []
-    for m in msgs:
-        d = deliver(m, cfg)
-        echo(SECRETS.scrub(d.line()))
-        results.append(d)
+    clients = Clients(profile) if profile is not None else None  # else: deliver() builds one
+    try:
+        for m in msgs:
+            d = deliver(m, cfg, client=clients.notify if clients else None)
+            echo(secrets.redact(d.line()))
+            results.append(d)
+    finally:
+        if clients is not None:
+            clients.close()
     return results

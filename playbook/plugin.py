@@ -9,19 +9,26 @@ otherwise, and ends with the verdict: the most severe failed check.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from playbook import config as profiles
+from playbook import paths, secrets
 from playbook import severity as sev
-from playbook.probes import http as http_probe
+from playbook.clients import Clients, SectionMissing
+
+if TYPE_CHECKING:  # the kubernetes client and boto3 are slow to import: only when used
+    from playbook.probes.alertmanager import Alertmanager
+    from playbook.probes.aws import AwsClients
+    from playbook.probes.database import Database
+    from playbook.probes.kube import Kube
+    from playbook.probes.prometheus import Prometheus
 
 SUITE_DIRS = ("checks", "loadtests", "gameday")
 PROFILE_KEY = pytest.StashKey[profiles.Profile]()
@@ -30,11 +37,6 @@ DEADLINE_KEY = pytest.StashKey[float]()
 INCIDENT_ID = re.compile(r"INC-[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _failures: list[dict[str, str]] = []  # filled on the controller, also under xdist
 PLAYBOOK_DOC = "https://github.com/candlefish-ai/security-dashboard/blob/main/PLAYBOOK.md"
-
-
-def reports_dir(rootdir: Path | None = None) -> Path:
-    root = rootdir or Path(__file__).resolve().parent.parent
-    return Path(os.environ.get("PLAYBOOK_REPORTS") or root / "reports")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,15 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if incident is not None and not INCIDENT_ID.fullmatch(incident):
         raise pytest.UsageError(f"--incident {incident!r}: expected an id like INC-202611261830")
     config.stash[DEADLINE_KEY] = time.monotonic() + profile.run.budget_seconds
-    reports = reports_dir(Path(str(config.rootpath)))
+    reports = paths.reports(Path(str(config.rootpath)))
     if getattr(config.option, "allure_report_dir", "unset") is None:
         # One run's results; the report generator keeps history and trend across runs.
-        config.option.allure_report_dir = str(reports / "allure-results")
+        config.option.allure_report_dir = str(paths.allure_results(reports))
         config.option.clean_alluredir = True
     if getattr(config.option, "xmlpath", "unset") is None:
-        config.option.xmlpath = str(reports / "junit.xml")
+        config.option.xmlpath = str(paths.junit(reports))
     if config.getoption("verdict_file") is None:
-        config.option.verdict_file = str(reports / "verdict.json")
+        config.option.verdict_file = str(paths.verdict(reports))
 
 
 def _profile(config: pytest.Config) -> profiles.Profile:
@@ -203,8 +205,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _failure_message(excinfo: pytest.ExceptionInfo[BaseException] | None, report: Any) -> str:
+    """The failure's sentence for the verdict (file and terminal line): its first line, with
+    what a target said sanitized and every secret redacted."""
     if excinfo is None:
-        return str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext else ""
+        text = str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext else ""
+        return secrets.shown(text)
     exc = excinfo.value
     text = str(exc)
     if isinstance(exc, AssertionError):
@@ -212,7 +217,7 @@ def _failure_message(excinfo: pytest.ExceptionInfo[BaseException] | None, report
         text = text.split("\nassert ")[0]
     elif not isinstance(exc, pytest.fail.Exception):
         text = f"{type(exc).__name__}: {text}"
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return secrets.shown(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -354,7 +359,8 @@ def _write_allure_environment(config: pytest.Config) -> None:
            "Target": profile.service.base_url, "Production": str(profile.production).lower(),
            "Service.Version": facts.get("version", "unknown")}
     Path(alluredir).mkdir(parents=True, exist_ok=True)
-    lines = [f"{k}={str(v).replace(chr(10), ' ')}" for k, v in env.items()]
+    lines = [f"{k}={secrets.redact(secrets.sanitize(str(v), keep_newlines=False))}"
+             for k, v in env.items()]
     (Path(alluredir) / "environment.properties").write_text("\n".join(lines) + "\n")
 
 
@@ -373,91 +379,90 @@ def facts(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def http(profile: profiles.Profile) -> Iterator[httpx.Client]:
-    """One HTTP client per session with the profile's timeouts. Redirects are not followed: a
-    health endpoint that redirects to a login page is a finding, not a pass."""
-    timeout = profile.service.timeout
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                      follow_redirects=False,
-                      headers={"user-agent": http_probe.USER_AGENT}) as client:
-        yield client
+def clients(profile: profiles.Profile) -> Iterator[Clients]:
+    """The run's clients (playbook.clients): each built on first use, closed at the end."""
+    with Clients(profile) as built:
+        yield built
+
+
+def _client(clients: Clients, name: str) -> Any:
+    """One client; a profile without its section skips the check with that sentence."""
+    try:
+        return getattr(clients, name)
+    except SectionMissing as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")
-def kube(profile: profiles.Profile) -> Iterator[Any]:
-    """One Kubernetes API client for the run (playbook.probes.kube.Kube) from the profile's
-    kubeconfig/context or the in-cluster service account; credentials never from the profile."""
-    if profile.kubernetes is None:
-        pytest.skip(f"profile {profile.name} has no `kubernetes` section")
-    from playbook.probes.kube import Kube  # the kubernetes client is slow to import
-
-    client = Kube(profile.kubernetes)
-    yield client
-    client.close()
+def http(clients: Clients) -> httpx.Client:
+    """The service's HTTP client, with the profile's timeouts and the suite's User-Agent.
+    Redirects are not followed: a health endpoint that redirects to a login page is a
+    finding, not a pass."""
+    return clients.http
 
 
 @pytest.fixture(scope="session")
-def aws(profile: profiles.Profile) -> Any:
-    """One boto3 Session for the run (playbook.probes.aws.AwsClients): clients per service with
-    the profile's timeouts and retries; credentials from boto3's chain, never the profile."""
-    if profile.aws is None:
-        pytest.skip(f"profile {profile.name} has no `aws` section")
-    from playbook.probes.aws import AwsClients  # boto3 is slow to import; only when used
-
-    return AwsClients(profile.aws)
+def kube(clients: Clients) -> Kube:
+    """The Kubernetes API client from the profile's kubeconfig/context or the in-cluster
+    service account; credentials never from the profile."""
+    return _client(clients, "kube")
 
 
 @pytest.fixture(scope="session")
-def database(profile: profiles.Profile) -> Iterator[Any]:
-    """One PostgreSQL connection for the run (playbook.probes.database.Database), opened on
-    first use; its URL (with the password) is only ever shown redacted."""
-    if profile.database is None:
-        pytest.skip(f"profile {profile.name} has no `database` section")
-    from playbook.probes.database import Database
-
-    db = Database(profile.database)
-    yield db
-    db.close()
+def aws(clients: Clients) -> AwsClients:
+    """One boto3 Session, clients per service with the profile's timeouts and retries;
+    credentials from boto3's chain, never the profile."""
+    return _client(clients, "aws")
 
 
 @pytest.fixture(scope="session")
-def prometheus(profile: profiles.Profile) -> Iterator[Any]:
-    """One Prometheus API client for the run (playbook.probes.prometheus.Prometheus)."""
-    if profile.prometheus is None:
-        pytest.skip(f"profile {profile.name} has no `prometheus` section")
-    from playbook.probes.prometheus import Prometheus
-
-    with Prometheus(profile.prometheus) as client:
-        yield client
+def database(clients: Clients) -> Database:
+    """One PostgreSQL connection, opened on first use; its URL (with the password) is only
+    ever shown redacted."""
+    return _client(clients, "db")
 
 
 @pytest.fixture(scope="session")
-def alertmanager(profile: profiles.Profile) -> Iterator[Any]:
-    """One Alertmanager API client for the run (playbook.probes.alertmanager.Alertmanager),
-    which also reads back alertmanager.sink_url when the profile has one."""
-    if profile.alertmanager is None:
-        pytest.skip(f"profile {profile.name} has no `alertmanager` section")
-    from playbook.probes.alertmanager import Alertmanager
+def prometheus(clients: Clients) -> Prometheus:
+    return _client(clients, "prometheus")
 
-    with Alertmanager(profile.alertmanager) as client:
-        yield client
+
+@pytest.fixture(scope="session")
+def alertmanager(clients: Clients) -> Alertmanager:
+    """Alertmanager's API client, which also reads back alertmanager.sink_url when the
+    profile has one."""
+    return _client(clients, "alertmanager")
+
+
+@pytest.fixture(scope="session")
+def github(clients: Clients) -> httpx.Client:
+    """The GitHub REST API client with github.token."""
+    return _client(clients, "github")
+
+
+ATTACHMENT_LIMIT = 1_000_000  # characters of one text attachment
 
 
 def attach_json(name: str, data: Any) -> None:
-    """Evidence for the Allure report; a no-op when Allure is not collecting."""
+    """Evidence for the Allure report, redacted (JSON escapes control bytes); a no-op when
+    Allure is not collecting."""
     try:
         import allure
 
-        allure.attach(json.dumps(data, indent=2, default=str), name=name,
+        text = json.dumps(secrets.REDACTOR.data(json.loads(json.dumps(data, default=str))),
+                          indent=2)
+        allure.attach(secrets.redact(text), name=secrets.shown(name, 1000),
                       attachment_type=allure.attachment_type.JSON)
     except Exception:
         pass
 
 
 def attach_text(name: str, text: str) -> None:
+    """Text evidence for the Allure report: sanitized (what targets said), bounded, redacted."""
     try:
         import allure
 
-        allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+        allure.attach(secrets.shown(text, ATTACHMENT_LIMIT), name=secrets.shown(name, 1000),
+                      attachment_type=allure.attachment_type.TEXT)
     except Exception:
         pass

@@ -27,7 +27,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from playbook import paths
+from playbook.paths import ROOT
+
 REPORT_NAME = "Security Dashboard - playbook checks"
 GENERATE_TIMEOUT = 180.0  # seconds; a generate of a few thousand results takes a few seconds
 HISTORY_LIMIT = 30  # runs kept in the trend
@@ -55,10 +57,6 @@ ATTACH_MAX_BYTES = 20 * 1024 * 1024  # per file; a huge log belongs in the bundl
 
 class ReportError(Exception):
     """The report could not be made; the message is one sentence saying what to do."""
-
-
-def reports_dir() -> Path:
-    return Path(os.environ.get("PLAYBOOK_REPORTS") or ROOT / "reports")
 
 
 def allure_command(root: Path = ROOT) -> list[str]:
@@ -211,9 +209,9 @@ def serve(directory: Path, port: int = 0) -> tuple[http.server.ThreadingHTTPServ
 
 def main(results: str | None = None, output: str | None = None, open_: bool = False,
          port: int = 0) -> int:
-    base = reports_dir()
-    res = Path(results) if results else base / "allure-results"
-    out = Path(output) if output else base / "allure-report"
+    base = paths.reports()
+    res = Path(results) if results else paths.allure_results(base)
+    out = Path(output) if output else paths.allure_report(base)
     try:
         report = generate(res, out, reports=base)
     except ReportError as e:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+from playbook.clients import Clients
 from playbook.probes.alertmanager import Alertmanager, receiver_kind, wait_for_notification
 from playbook.probes.prometheus import Prometheus, wait_for_alert
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
@@ -42,17 +43,19 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="module")
-def prom(sb: Sandbox) -> Iterator[Prometheus]:
-    assert sb.profile.prometheus is not None
-    with Prometheus(sb.profile.prometheus) as client:
-        yield client
+def clients(sb: Sandbox) -> Iterator[Clients]:
+    with Clients(sb.profile) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")
-def am(sb: Sandbox) -> Iterator[Alertmanager]:
-    assert sb.profile.alertmanager is not None
-    with Alertmanager(sb.profile.alertmanager) as client:
-        yield client
+def prom(clients: Clients) -> Prometheus:
+    return clients.prometheus
+
+
+@pytest.fixture(scope="module")
+def am(clients: Clients) -> Alertmanager:
+    return clients.alertmanager
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import pytest
 
 from playbook import config
 from playbook.probes import alertmanager as am_probe
+from playbook.probes.http import http_client
 from playbook.probes.prometheus import Prometheus, active_alerts
 
 URL = "http://prom.test"
@@ -88,7 +89,8 @@ def _free_port() -> int:
 
 def test_unreachable_prometheus() -> None:
     port = _free_port()
-    with Prometheus(config.Prometheus(url=f"http://127.0.0.1:{port}", timeout=1.0)) as p:
+    with Prometheus(config.Prometheus(url=f"http://127.0.0.1:{port}", timeout=1.0),
+                    http_client(1.0)) as p:
         problem = p.query("up").problem()
     assert problem is not None
     assert f"Prometheus GET http://127.0.0.1:{port}/api/v1/query" in problem
@@ -149,7 +151,7 @@ def test_unreachable_alertmanager_and_sink() -> None:
     port = _free_port()
     cfg = config.Alertmanager(url=f"http://127.0.0.1:{port}", timeout=1.0,
                               sink_url=f"http://127.0.0.1:{port}")
-    with am_probe.Alertmanager(cfg) as am:
+    with am_probe.Alertmanager(cfg, http_client(1.0)) as am:
         assert am.ready().problem() == (
             f"Alertmanager GET http://127.0.0.1:{port}/-/ready: unreachable: connection refused"
             " - nothing is listening there (service down or wrong URL?)")

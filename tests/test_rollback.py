@@ -14,7 +14,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from playbook import config
-from playbook.probes.deploys import recent_runs
+from playbook.clients import github_client
+from playbook.probes.deploys import DeploysObservation, recent_runs
 from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
 from tests.fake_github import REPO, TOKEN, WORKFLOW, fake_github, github_section, run
 
@@ -271,9 +272,14 @@ def gh_config(url: str, token: str = TOKEN) -> config.Github:
     return config.Github(repo=REPO, api_url=url, token=token, timeout=1.0)
 
 
+def runs_of(section: config.Github) -> DeploysObservation:
+    with github_client(section) as client:
+        return recent_runs(section, client)
+
+
 def test_bad_credentials(tmp_path: Path) -> None:
     with fake_github([run(1, "success", 1)]) as gh:
-        obs = recent_runs(gh_config(gh.url, "ghp_wrong_token_value"))
+        obs = runs_of(gh_config(gh.url, "ghp_wrong_token_value"))
     assert obs.error is not None and obs.runs == []
     assert obs.error.endswith("/runs: 401 Unauthorized (Bad credentials) - the token in "
                               "GITHUB_TOKEN is wrong or expired")
@@ -283,7 +289,7 @@ def test_bad_credentials(tmp_path: Path) -> None:
 def test_rate_limited() -> None:
     with fake_github([run(1, "success", 1)]) as gh:
         gh.mode = "ratelimit"
-        obs = recent_runs(gh_config(gh.url))
+        obs = runs_of(gh_config(gh.url))
     assert obs.error is not None
     assert ": 403: the API rate limit is used up (API rate limit exceeded for user ID 1.); it " \
            "resets at " in obs.error
@@ -293,17 +299,17 @@ def test_rate_limited() -> None:
 def test_malformed_answer() -> None:
     with fake_github([]) as gh:
         gh.mode = "html"
-        obs = recent_runs(gh_config(gh.url))
+        obs = runs_of(gh_config(gh.url))
     assert obs.error is not None and obs.error.endswith(
         "/runs: expected the API's JSON with `workflow_runs`, got: <html>proxy login</html>")
 
 
 def test_unreachable_and_wrong_repo() -> None:
-    obs = recent_runs(gh_config("http://127.0.0.1:9"))
+    obs = runs_of(gh_config("http://127.0.0.1:9"))
     assert obs.error == (f"GET http://127.0.0.1:9/repos/{REPO}/actions/workflows/{WORKFLOW}/runs"
                          ": unreachable: ConnectError: [Errno 111] Connection refused")
     with fake_github([]) as gh:
-        obs = recent_runs(config.Github(repo="someone/else", api_url=gh.url, token=TOKEN))
+        obs = runs_of(config.Github(repo="someone/else", api_url=gh.url, token=TOKEN))
     assert obs.error is not None and obs.error.endswith(
         "404 Not Found (Not Found) - check github.repo (someone/else) and github.workflow "
         f"({WORKFLOW}), and that the token can see the repo")

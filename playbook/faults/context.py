@@ -1,20 +1,24 @@
-"""What faults and runbook actions act through: the profile's control planes, one client per
-system, built on first use and shared by every fault of a game day."""
+"""What faults and runbook actions act through on a game day: the profile's control planes,
+one client per system (playbook.clients), built on first use and shared by every fault."""
 
 from __future__ import annotations
 
-import functools
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from playbook import config
+from playbook import config, paths
+from playbook.clients import Clients, SectionMissing
 from playbook.drill import Watchers
 from playbook.faults.base import FaultRefused, Journal, revert_pending
 from playbook.probes import http as http_probe
+
+if TYPE_CHECKING:  # the kubernetes client and boto3 are slow to import: only when used
+    from playbook.probes.alertmanager import Alertmanager
+    from playbook.probes.aws import AwsClients
+    from playbook.probes.kube import Kube
+    from playbook.probes.prometheus import Prometheus
 
 
 def _resolved(body: Any) -> bool:
@@ -28,61 +32,43 @@ def _resolved(body: Any) -> bool:
     return "RESOLVED" in text and "FIRING" not in text
 
 
-def journal_path() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("PLAYBOOK_REPORTS") or root / "reports") / "gameday" / \
-        "journal.json"
-
-
-@dataclass
 class GameDay:
-    profile: config.Profile
-    allow_production: bool = False
-    _closers: list[Any] = field(default_factory=list)
+    """The game day's context (playbook.control.Context): the profile, the production guard's
+    switch, and the control planes through playbook.clients - built on first use, shared by
+    every fault and action of the day, closed by close()."""
 
-    def _need(self, section: str) -> Any:
-        value = getattr(self.profile, section, None)
-        if value is None:
-            raise FaultRefused(f"profile {self.profile.name} has no `{section}` section: "
-                               "this fault has no control plane to act through")
-        return value
-
-    @functools.cached_property
-    def kube(self) -> Any:
-        from playbook.probes.kube import Kube
-
-        client = Kube(self._need("kubernetes"))
-        self._closers.append(client)
-        return client
-
-    @functools.cached_property
-    def aws(self) -> Any:
-        from playbook.probes.aws import AwsClients
-
-        return AwsClients(self._need("aws"))
-
-    @functools.cached_property
-    def prometheus(self) -> Any:
-        from playbook.probes.prometheus import Prometheus
-
-        client = Prometheus(self._need("prometheus"))
-        self._closers.append(client)
-        return client
-
-    @functools.cached_property
-    def alertmanager(self) -> Any:
-        from playbook.probes.alertmanager import Alertmanager
-
-        client = Alertmanager(self._need("alertmanager"))
-        self._closers.append(client)
-        return client
-
-    @functools.cached_property
-    def http(self) -> httpx.Client:
+    def __init__(self, profile: config.Profile, allow_production: bool = False) -> None:
+        self.profile = profile
+        self.allow_production = allow_production
         # Short timeouts: a drill's synthetic users and health polls must never stall it.
-        client = httpx.Client(timeout=httpx.Timeout(1.0), follow_redirects=False)
-        self._closers.append(client)
-        return client
+        self.clients = Clients(profile, http_timeout=1.0)
+
+    def _client(self, name: str) -> Any:
+        try:
+            return getattr(self.clients, name)
+        except SectionMissing as e:
+            raise FaultRefused(f"{e}: this fault has no control plane to act through") \
+                from None
+
+    @property
+    def kube(self) -> Kube:
+        return self._client("kube")
+
+    @property
+    def aws(self) -> AwsClients:
+        return self._client("aws")
+
+    @property
+    def prometheus(self) -> Prometheus:
+        return self._client("prometheus")
+
+    @property
+    def alertmanager(self) -> Alertmanager:
+        return self._client("alertmanager")
+
+    @property
+    def http(self) -> httpx.Client:
+        return self.clients.http
 
     def watchers(self) -> Watchers:
         """How drills see the world: alerts in Prometheus, deliveries at the receivers' sink,
@@ -149,14 +135,13 @@ class GameDay:
         return Watchers(alert_state, notifications, healthy, user_errors, active, floor)
 
     def close(self) -> None:
-        for c in self._closers:
-            c.close()
+        self.clients.close()
 
     @staticmethod
     def revert_journal(profile: config.Profile, allow_production: bool = False,
                        path: Path | None = None) -> int:
         """`playbook gameday revert`: exit code 0 when nothing is left injected."""
-        path = path or journal_path()
+        path = path or paths.gameday_journal()
         try:
             journal = Journal.open(path)
         except ValueError as e:

@@ -26,8 +26,12 @@ import httpx
 
 from playbook.config import loopback_host as is_loopback_host
 from playbook.faults.base import Fault, FaultRefused
+from playbook.probes.http import http_client
 
 ATTACKER = "127.0.0.66"
+# The attack's own User-Agent: not the suite's, which the security checks leave out of the
+# log-burst count (the attack must be counted).
+DRILL_USER_AGENT = "security-dashboard-playbook-drill"
 # Leaked-list user names: some exist (the attack's target), most do not.
 USERS = ["admin", "analyst", "root", "administrator", "support", "j.smith", "ops", "test"]
 
@@ -52,10 +56,7 @@ def login(client: httpx.Client, url: str, user: str, password: str) -> tuple[int
 
 def client_from(source: str | None, timeout: float) -> httpx.Client:
     """An HTTP client whose connections leave from `source` (None: the default address)."""
-    transport = httpx.HTTPTransport(local_address=source) if source else None
-    return httpx.Client(transport=transport, timeout=httpx.Timeout(timeout, connect=timeout),
-                        follow_redirects=False,
-                        headers={"user-agent": "security-dashboard-playbook-drill"})
+    return http_client(timeout, user_agent=DRILL_USER_AGENT, local_address=source)
 
 
 class Burst:

@@ -66,12 +66,14 @@ def receiver_kind(body: Any) -> str:
 
 
 class Alertmanager:
-    def __init__(self, cfg: config.Alertmanager, client: httpx.Client | None = None) -> None:
+    def __init__(self, cfg: config.Alertmanager, client: httpx.Client) -> None:
+        """`client`: playbook.clients builds it (timeouts, User-Agent); the bearer token of
+        the profile's section is added here."""
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
         self.sink_url = cfg.sink_url.rstrip("/") if cfg.sink_url else None
-        self.client = client or api.client(cfg.timeout, cfg.bearer_token)
-        if client is not None and cfg.bearer_token:
+        self.client = client
+        if cfg.bearer_token:
             client.headers["authorization"] = f"Bearer {cfg.bearer_token}"
 
     def __enter__(self) -> Alertmanager:

@@ -104,10 +104,3 @@ def request(client: httpx.Client, what: str, auth_key: str, method: str, url: st
     warnings = list(body.get("warnings") or []) if isinstance(body, dict) else []
     return ApiObservation(**obs, body=body, warnings=warnings)
 
-
-def client(timeout: float, bearer_token: str | None) -> httpx.Client:
-    headers = {"user-agent": "security-dashboard-playbook"}
-    if bearer_token:
-        headers["authorization"] = f"Bearer {bearer_token}"
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                        follow_redirects=False, headers=headers)

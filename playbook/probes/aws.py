@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from playbook import config
 from playbook.config import loopback_host as is_loopback_host
+from playbook.probes.http import USER_AGENT
 
 MAX_PAGES = 10  # every paginated listing is bounded
 
@@ -64,7 +65,7 @@ class AwsClients:
                              # total_max_attempts counts the first try (max_attempts not)
                              retries={"total_max_attempts": cfg.max_attempts,
                                       "mode": "standard"},
-                             user_agent_extra="security-dashboard-playbook")
+                             user_agent_extra=USER_AGENT)
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:

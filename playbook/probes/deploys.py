@@ -67,23 +67,18 @@ def _run(raw: dict[str, Any]) -> DeployRun:
                      str(raw.get("html_url") or ""))
 
 
-def recent_runs(section: config.Github, limit: int | None = None) -> DeploysObservation:
-    """The workflow's last `limit` runs (default: the profile's `runs`)."""
+def recent_runs(section: config.Github, client: httpx.Client,
+                limit: int | None = None) -> DeploysObservation:
+    """The workflow's last `limit` runs (default: the profile's `runs`), through `client`
+    (playbook.clients.github_client: the token, the API's headers, the timeout)."""
     limit = limit or section.runs
     base = section.api_url.rstrip("/")
     url = (f"{base}/repos/{section.repo}/actions/workflows/{quote(section.workflow, safe='')}"
            "/runs")
     where = f"GET {url}"
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-               "User-Agent": "security-dashboard-playbook"}
-    if section.token:
-        headers["Authorization"] = f"Bearer {section.token}"
     timeout = section.timeout
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-                          follow_redirects=False) as client:
-            resp = client.get(url, params={"per_page": max(1, min(limit, 100))},
-                              headers=headers)
+        resp = client.get(url, params={"per_page": max(1, min(limit, 100))})
     except httpx.TimeoutException:
         return DeploysObservation(where, error=f"{where}: no answer within {timeout:g} s "
                                   "(timeout) - is the GitHub API reachable from here?")

@@ -3,6 +3,9 @@
 `get()` never raises for network trouble: a refused connection, a timeout or a TLS error is an
 observation too, and `problem()` turns any observation into the sentence an on-call engineer
 reads: what was expected, what was seen, and where.
+
+`http_client()` is the one way the suite builds an httpx client (playbook.clients, notify, the
+drills' synthetic users): the suite's User-Agent, the timeout rule, no redirects followed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ import httpx
 # Every request of the suite says who it is: the security checks leave their own probes of the
 # admin endpoints out of the log-burst count by it.
 USER_AGENT = "security-dashboard-playbook"
+CONNECT_MAX = 3.0  # seconds: a host that does not accept a connection by then is down
+
+
+def timeout(seconds: float) -> httpx.Timeout:
+    """The profile's timeout for reading, writing and the pool; connecting takes at most
+    CONNECT_MAX of it, so that a dead host fails fast."""
+    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_MAX))
+
+
+def http_client(seconds: float, *, bearer_token: str | None = None,
+                user_agent: str = USER_AGENT, headers: dict[str, str] | None = None,
+                local_address: str | None = None) -> httpx.Client:
+    """An httpx client with the suite's conventions: `timeout(seconds)`, redirects not
+    followed (a redirect to a login page is a finding, not a pass), the User-Agent, an
+    Authorization: Bearer header when given a token, connections from `local_address`."""
+    all_headers = {"User-Agent": user_agent, **(headers or {})}
+    if bearer_token:
+        all_headers["Authorization"] = f"Bearer {bearer_token}"
+    transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+    return httpx.Client(timeout=timeout(seconds), follow_redirects=False, headers=all_headers,
+                        transport=transport)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from playbook import config
+from playbook.probes.http import USER_AGENT
 
 # Waiting reasons of a container that is not going to start by itself.
 FAILING_WAITS = frozenset({"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull",
@@ -238,6 +239,7 @@ class Kube:
         cfg.retries = False  # one try per request: a dead API fails fast, within the timeout
         self.server = cfg.host
         self._api = k8s.ApiClient(cfg)
+        self._api.user_agent = USER_AGENT
         return self._api
 
     def close(self) -> None:

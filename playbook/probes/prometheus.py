@@ -77,11 +77,13 @@ def _value(raw: Any) -> float:
 
 
 class Prometheus:
-    def __init__(self, cfg: config.Prometheus, client: httpx.Client | None = None) -> None:
+    def __init__(self, cfg: config.Prometheus, client: httpx.Client) -> None:
+        """`client`: playbook.clients builds it (timeouts, User-Agent); the bearer token of
+        the profile's section is added here."""
         self.cfg = cfg
         self.url = cfg.url.rstrip("/")
-        self.client = client or api.client(cfg.timeout, cfg.bearer_token)
-        if client is not None and cfg.bearer_token:
+        self.client = client
+        if cfg.bearer_token:
             client.headers["authorization"] = f"Bearer {cfg.bearer_token}"
 
     def __enter__(self) -> Prometheus:
