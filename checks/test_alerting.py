@@ -9,6 +9,7 @@ import time
 import pytest
 
 from playbook.config import Profile
+from playbook.control import alertmanager as am_control
 from playbook.plugin import attach_json
 from playbook.probes import alertmanager as am_probe
 from playbook.probes.alertmanager import Alertmanager
@@ -112,11 +113,11 @@ def test_synthetic_alert_delivered(profile: Profile, alertmanager: Alertmanager)
     assert cfg is not None
     if not cfg.sink_url:
         pytest.skip("alertmanager.sink_url is not set: delivery cannot be read back here")
-    probe_id = am_probe.new_probe_id()
+    probe_id = am_control.new_probe_id()
     severity = cfg.synthetic_severity
-    labels = f'{am_probe.SYNTHETIC_ALERT}{{probe_id="{probe_id}", severity="{severity}"}}'
+    labels = f'{am_control.SYNTHETIC_ALERT}{{probe_id="{probe_id}", severity="{severity}"}}'
     posted_at = time.time()
-    post = alertmanager.post_alerts([am_probe.synthetic_alert(probe_id, severity)])
+    post = am_control.post_alerts(alertmanager, [am_control.synthetic_alert(probe_id, severity)])
     assert post.ok, f"posting synthetic alert {labels} failed: {post.problem()}"
     held = None
     try:
@@ -125,7 +126,8 @@ def test_synthetic_alert_delivered(profile: Profile, alertmanager: Alertmanager)
             held = alertmanager.alerts([f'probe_id="{probe_id}"'])
     finally:
         # Resolve it at once (a real pager closes the incident); best effort.
-        alertmanager.post_alerts([am_probe.synthetic_alert(probe_id, severity, resolve=True)])
+        resolved = am_control.synthetic_alert(probe_id, severity, resolve=True)
+        am_control.post_alerts(alertmanager, [resolved])
     if got.notification is None:
         if got.last is not None and not got.last.ok:
             raise AssertionError(f"cannot read back deliveries for {labels}: "

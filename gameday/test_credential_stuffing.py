@@ -15,13 +15,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from playbook import drill
 from playbook.actions.isolate import apply_emergency_policy
 from playbook.config import Profile
+from playbook.control.context import Context
 from playbook.faults.security import CredentialStuffing, client_from, login, outcome
 from playbook.plugin import attach_json
 
@@ -61,11 +61,11 @@ def normal_user_problem(profile: Profile) -> str | None:
 
 
 def mitigation(profile: Profile, fault: CredentialStuffing, within: float,
-               isolate: bool = True) -> Callable[[Any], str]:
+               isolate: bool = True) -> Callable[[Context], str]:
     """The runbook action (isolate the attacking source) and the check that it worked.
     `isolate=False` applies nothing: what a drill without the isolation sees."""
 
-    def mitigate(ctx: Any) -> str:
+    def mitigate(ctx: Context) -> str:
         if isolate:
             did = apply_emergency_policy(ctx.kube, [f"{fault.source}/32"],
                                          fault.isolation_policy)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook.control.context import Context
 from playbook.faults.base import Fault, FaultRefused, Journal, injected
 
 
@@ -90,7 +91,7 @@ class Drill:
     name: str
     fault: Fault
     expect: Expect
-    mitigate: Callable[[Any], str] | None = None  # the runbook action; returns what it did
+    mitigate: Callable[[Context], str] | None = None  # the runbook action; returns what it did
     blast_error_budget: float = 1.0  # fraction of failing user requests tolerated ...
     blast_limit: float = 180.0  # ... for at most this long before aborting
     settle: float = 0.0  # wait this long for a steady state (e.g. after the previous drill)
@@ -116,7 +117,7 @@ class Timing:
         return Expect(**{**base, **kw})
 
     def drill(self, name: str, fault: Fault, expect: Expect,
-              mitigate: Callable[[Any], str] | None = None) -> Drill:
+              mitigate: Callable[[Context], str] | None = None) -> Drill:
         return Drill(name, fault, expect, mitigate,
                      blast_error_budget=self.g.blast_error_budget,
                      blast_limit=self.g.blast_limit_seconds,
@@ -191,7 +192,7 @@ class BlastGuard:
         self.thread.join(timeout=5)
 
 
-def run(drill: Drill, ctx: Any, journal: Journal, watch: Watchers) -> Result:
+def run(drill: Drill, ctx: Context, journal: Journal, watch: Watchers) -> Result:
     """Run one drill end to end. Never leaves the fault injected."""
     tl = Timeline(drill.name)
     exp = drill.expect

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 from playbook import config
+from playbook.control.context import Context
 from playbook.faults.base import Fault, Journal, injected
 
 
@@ -23,10 +23,10 @@ class FileFault(Fault):
     def description(self) -> str:
         return f"marker file {self.path}"
 
-    def inject(self, ctx: Any) -> None:
+    def inject(self, ctx: Context) -> None:
         Path(self.path).write_text("injected")
 
-    def revert(self, ctx: Any) -> None:
+    def revert(self, ctx: Context) -> None:
         if self.fail_revert:
             raise OSError("control plane unreachable")
         Path(self.path).unlink(missing_ok=True)

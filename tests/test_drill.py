@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from playbook import drill
+from playbook.control.context import Context
 from playbook.faults.base import FaultRefused, Journal
 from tests.fault_fixtures import FileFault, ctx_for
 from tests.test_faults_base import profile
@@ -44,7 +45,7 @@ class World:
 
 
 def make(tmp: Path, world: World, **expect: Any) -> drill.Drill:
-    def mitigate(ctx: Any) -> str:
+    def mitigate(ctx: Context) -> str:
         world.mitigated = True
         return "scaled up"
 
@@ -98,7 +99,7 @@ def test_broken_mitigation_fails_at_mitigation(tmp_path: Path) -> None:
     world = World(tmp_path / "m")
     d = make(tmp_path, world)
 
-    def broken(ctx: Any) -> str:
+    def broken(ctx: Context) -> str:
         raise RuntimeError("rollout undo rejected")
 
     d.mitigate = broken

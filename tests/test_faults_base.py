@@ -86,7 +86,8 @@ def test_signals_leave_nothing_injected(tmp_path: Path, sig: signal.Signals) -> 
         # Nothing could run in the process: the journal knows, and `gameday revert` finishes.
         assert marker.exists() and journal.pending()[0]["status"] == "injected"
         lines: list[str] = []
-        assert revert_pending(ctx_for(p), journal, echo=lines.append) == 0
+        assert revert_pending(ctx_for(p), journal, {FileFault.kind: FileFault},
+                              echo=lines.append) == 0
         assert lines == [f"reverted: marker file {marker}"]
     assert not marker.exists()
     assert Journal.open(jpath).pending() == []

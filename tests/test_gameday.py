@@ -19,16 +19,11 @@ import yaml
 
 from playbook import config, drill
 from playbook.actions.rollback import emergency_rollback
+from playbook.control.kube import replicas as desired_replicas
 from playbook.faults.aws import RdsReboot, TargetsDeregistered
 from playbook.faults.base import FaultRefused, Journal, injected
 from playbook.faults.context import GameDay
-from playbook.faults.kube import (
-    BadDeploy,
-    NetworkPartition,
-    PodsDeleted,
-    ScaledToZero,
-    replicas,
-)
+from playbook.faults.kube import BadDeploy, NetworkPartition, PodsDeleted, ScaledToZero
 from tests.conftest import ROOT, Sandbox, _local_aws_env, run_suite, start_sandbox, stop_sandbox
 
 
@@ -158,7 +153,7 @@ def test_production_guard_and_blast_radius(sb: Sandbox, tmp_path: Path) -> None:
         prod.close()
         limited.close()
     assert [e["status"] for e in journal.entries] == ["reverted"]
-    assert replicas(GameDay(sb.profile)) == 2
+    assert desired_replicas(GameDay(sb.profile).kube) == 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
@@ -183,7 +178,7 @@ def test_signals_during_a_drill_leave_nothing_injected(sb: Sandbox, ctx: GameDay
             time.sleep(0.05)
         else:
             pytest.fail("the drill never injected its fault")
-        assert replicas(ctx) == 0
+        assert desired_replicas(ctx.kube) == 0
         # To the whole process group, as a terminal's Ctrl-C or a CI runner's cancel does.
         os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
@@ -198,7 +193,7 @@ def test_signals_during_a_drill_leave_nothing_injected(sb: Sandbox, ctx: GameDay
         assert revert.returncode == 0, revert.stdout + revert.stderr
         assert "reverted: deployment scaled from 2 to 0 replicas" in revert.stdout
     assert Journal.open(jpath).pending() == []
-    assert replicas(ctx) == 2
+    assert desired_replicas(ctx.kube) == 2
     wait_healthy(ctx)
 
 

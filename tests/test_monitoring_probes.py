@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from playbook import config
+from playbook.control import alertmanager as am_control
 from playbook.probes import alertmanager as am_probe
 from playbook.probes.http import http_client
 from playbook.probes.prometheus import Prometheus, active_alerts
@@ -123,8 +124,8 @@ def test_alertmanager_post_and_sink_readback() -> None:
 
     cfg = config.Alertmanager(url="http://am.test", sink_url="http://sink.test")
     am = am_probe.Alertmanager(cfg, client=httpx.Client(transport=httpx.MockTransport(handler)))
-    alert = am_probe.synthetic_alert("abc", "P0")
-    assert am.post_alerts([alert]).ok
+    alert = am_control.synthetic_alert("abc", "P0")
+    assert am_control.post_alerts(am, [alert]).ok
     assert posted[0][0]["labels"] == {"alertname": "PlaybookSyntheticAlert", "severity": "P0",
                                       "probe_id": "abc", "synthetic": "true",
                                       "incident_type": "infrastructure"}

@@ -25,8 +25,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from kubernetes import client as k8s
-
+from playbook.control import kube as control
 from playbook.probes.kube import Kube
 
 DEFAULT_NAME = "emergency-isolate"
@@ -96,39 +95,31 @@ def apply_emergency_policy(kube: Kube, cidrs: list[str], name: str = DEFAULT_NAM
     what it did.
     Raises RuntimeError with the API's sentence when the cluster refuses."""
     s = kube.section
-    body = manifest(name, s.namespace, s.selector, cidrs)
-    model = k8s.V1NetworkPolicy.from_dict(body)
     where = f"NetworkPolicy {name} in namespace {s.namespace}"
-    _, error = kube.call(f"create {where}", lambda api, t: k8s.NetworkingV1Api(
-        api).create_namespaced_network_policy(s.namespace, model, _request_timeout=t))
-    if error and "already exists" in error:
-        # An earlier isolation under the same name: replaced by delete + create (a moment
-        # without it; the sandbox's API has no PUT for networkpolicies).
-        remove_emergency_policy(kube, name)
-        _, error = kube.call(f"create {where}", lambda api, t: k8s.NetworkingV1Api(
-            api).create_namespaced_network_policy(s.namespace, model, _request_timeout=t))
-    if error:
-        raise RuntimeError(f"cannot isolate {', '.join(cidrs)}: {error}")
+    try:
+        # An earlier isolation under the same name is replaced.
+        control.create_network_policy(kube, manifest(name, s.namespace, s.selector, cidrs))
+    except RuntimeError as e:
+        raise RuntimeError(f"cannot isolate {', '.join(cidrs)}: {e}") from None
     did = (f"applied {where} at {kube.server}: ingress to pods {s.selector} from anywhere "
            f"except {', '.join(cidrs)}")
-    others, _ = kube.call(f"list NetworkPolicies in namespace {s.namespace}",
-                          lambda api, t: k8s.NetworkingV1Api(api).list_namespaced_network_policy(
-                              s.namespace, _request_timeout=t))
-    if others is not None:
-        nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
-        admitting = _admitting_others(others.items, name, _selector(s.selector), nets)
-        if admitting:
-            did += (f" - WARNING: {', '.join(admitting)} still admit(s) these sources "
-                    "(policies add up; remove or narrow them)")
+    try:
+        others = control.network_policies(kube)
+    except RuntimeError:
+        return did  # applied; whether others admit the sources is unknown
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    admitting = _admitting_others(others, name, _selector(s.selector), nets)
+    if admitting:
+        did += (f" - WARNING: {', '.join(admitting)} still admit(s) these sources "
+                "(policies add up; remove or narrow them)")
     return did
 
 
 def remove_emergency_policy(kube: Kube, name: str = DEFAULT_NAME) -> str:
     """Delete the emergency policy; a policy already gone is fine (idempotent)."""
-    s = kube.section
-    where = f"NetworkPolicy {name} in namespace {s.namespace}"
-    _, error = kube.call(f"delete {where}", lambda api, t: k8s.NetworkingV1Api(
-        api).delete_namespaced_network_policy(name, s.namespace, _request_timeout=t))
-    if error and "not found" not in error:
-        raise RuntimeError(f"cannot remove {where}: {error}")
-    return f"removed {where}" if not error else f"{where} was already gone"
+    where = f"NetworkPolicy {name} in namespace {kube.section.namespace}"
+    try:
+        removed = control.delete_network_policy(kube, name)
+    except RuntimeError as e:
+        raise RuntimeError(f"cannot remove {where}: {e}") from None
+    return f"removed {where}" if removed else f"{where} was already gone"

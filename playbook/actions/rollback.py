@@ -8,30 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client as k8s
-
-from playbook.faults.kube import ARGO, current_image, do, set_image
+from playbook.control import kube as control
+from playbook.control.context import Context
 
 REVISION = "deployment.kubernetes.io/revision"
-
-
-def _replicasets(ctx: Any) -> list[Any]:
-    s = ctx.kube.section
-    result = do(ctx.kube, f"list replicasets {s.selector}", lambda api, t: k8s.AppsV1Api(
-        api).list_namespaced_replica_set(s.namespace, label_selector=s.selector,
-                                         _request_timeout=t))
-    return list(result.items)
 
 
 def _image(rs: Any) -> str:
     return rs.spec.template.spec.containers[0].image
 
 
-def stable_image(ctx: Any) -> str:
+def stable_image(ctx: Context) -> str:
     """The image of the revision to go back to: while an Argo update is in progress, the
     stable ReplicaSet's; once the bad build has itself become stable (it passed its readiness
     probes), the revision before it - `kubectl argo rollouts undo` / `kubectl rollout undo`."""
-    rs = _replicasets(ctx)
+    rs = control.replicasets(ctx.kube)
     by_revision = sorted(rs, key=lambda r: int((r.metadata.annotations or {}).get(REVISION, 0)))
     if ctx.kube.section.rollout:
         obs = ctx.kube.rollout()
@@ -51,15 +42,12 @@ def stable_image(ctx: Any) -> str:
     return _image(by_revision[-2])
 
 
-def emergency_rollback(ctx: Any) -> str:
+def emergency_rollback(ctx: Context) -> str:
     s = ctx.kube.section
     target = stable_image(ctx)
     if s.rollout:
-        do(ctx.kube, f"abort rollout {s.rollout}", lambda api, t: k8s.CustomObjectsApi(
-            api).patch_namespaced_custom_object_status(
-                *ARGO[:2], s.namespace, ARGO[2], s.rollout, {"status": {"abort": True}},
-                _request_timeout=t))
-    before = current_image(ctx)
+        control.abort_rollout(ctx.kube)
+    before = control.image(ctx.kube)
     if before != target:
-        set_image(ctx, target)
+        control.set_image(ctx.kube, target)
     return f"rolled back {s.rollout or s.deployment} from {before} to {target}"

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kubernetes import client as k8s
-
-from playbook.faults.kube import do, replicas, set_replicas
+from playbook.control import kube as control
+from playbook.control.context import Context
 
 
-def scale_up(ctx: Any, to: int) -> str:
+def scale_up(ctx: Context, to: int) -> str:
     """`kubectl scale deployment ... --replicas=N` (never scales down)."""
-    before = replicas(ctx)
+    before = control.replicas(ctx.kube)
     if before < to:
-        set_replicas(ctx, to)
+        control.scale(ctx.kube, to)
     return f"scaled {ctx.kube.section.deployment} from {before} to {max(before, to)} replicas"
 
 
-def restart_failed_pods(ctx: Any) -> str:
+def restart_failed_pods(ctx: Context) -> str:
     """`kubectl delete pods -l app=...,status.phase=Failed`, and pods stuck crash-looping."""
-    s = ctx.kube.section
     obs = ctx.kube.pods()
     if obs.error:
         raise RuntimeError(obs.error)
     bad = [p.name for p in obs.pods if p.phase == "Failed" or p.waiting == "CrashLoopBackOff"]
     for name in bad:
-        do(ctx.kube, f"delete pod {name}", lambda api, t, n=name: k8s.CoreV1Api(
-            api).delete_namespaced_pod(n, s.namespace, _request_timeout=t))
+        control.delete_pod(ctx.kube, name)
     return f"deleted {len(bad)} failed pod(s)" + (f": {', '.join(bad)}" if bad else "")

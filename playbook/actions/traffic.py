@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from playbook.control import kube as control
+from playbook.control.context import Context
 
-from kubernetes import client as k8s
-
-from playbook.faults.kube import do, maintenance_mode, set_maintenance_mode
+STABLE = {"version": "stable"}
 
 
-def route_to_stable(ctx: Any) -> str:
+def route_to_stable(ctx: Context) -> str:
     """`kubectl patch service ... -p '{"spec":{"selector":{"version":"stable"}}}'`."""
-    s = ctx.kube.section
-    do(ctx.kube, f"patch service {s.service}", lambda api, t: k8s.CoreV1Api(
-        api).patch_namespaced_service(s.service, s.namespace,
-                                      {"spec": {"selector": {"version": "stable"}}},
-                                      _request_timeout=t))
-    return f"service {s.service} now selects version=stable pods only"
+    control.patch_service_selector(ctx.kube, STABLE)
+    return f"service {ctx.kube.section.service} now selects version=stable pods only"
 
 
-def maintenance(ctx: Any, on: bool) -> str:
+def maintenance(ctx: Context, on: bool) -> str:
     want = "true" if on else "false"
-    if maintenance_mode(ctx) != want:
-        set_maintenance_mode(ctx, want)
+    if control.maintenance_mode(ctx.kube) != want:
+        control.set_maintenance_mode(ctx.kube, want)
     return f"maintenance mode {'on' if on else 'off'}"

@@ -4,10 +4,10 @@ firing rule. Proves routing, receivers and the pager without breaking anything."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from playbook.control import alertmanager as control
+from playbook.control.context import Context
 from playbook.faults.base import Fault
-from playbook.probes.alertmanager import new_probe_id, synthetic_alert
 
 
 @dataclass
@@ -20,17 +20,17 @@ class SyntheticAlert(Fault):
     def description(self) -> str:
         return f"synthetic {self.severity} alert probe_id={self.probe_id}"
 
-    def prepare(self, ctx: Any) -> None:
-        self.probe_id = self.probe_id or new_probe_id()
+    def prepare(self, ctx: Context) -> None:
+        self.probe_id = self.probe_id or control.new_probe_id()
 
-    def _post(self, ctx: Any, resolve: bool) -> None:
-        obs = ctx.alertmanager.post_alerts([synthetic_alert(self.probe_id, self.severity,
-                                                            resolve=resolve)])
+    def _post(self, ctx: Context, resolve: bool) -> None:
+        obs = control.post_alerts(ctx.alertmanager, [control.synthetic_alert(
+            self.probe_id, self.severity, resolve=resolve)])
         if not obs.ok:
             raise RuntimeError(obs.problem())
 
-    def inject(self, ctx: Any) -> None:
+    def inject(self, ctx: Context) -> None:
         self._post(ctx, resolve=False)
 
-    def revert(self, ctx: Any) -> None:
+    def revert(self, ctx: Context) -> None:
         self._post(ctx, resolve=True)

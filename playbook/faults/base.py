@@ -1,6 +1,7 @@
 """What every fault shares: inject/revert, the journal, the production guard, and the promise
 that whatever was injected is reverted - on pass, failure, exception, Ctrl-C and SIGTERM, and
-after a SIGKILL through `playbook gameday revert`, which replays the journal.
+after a SIGKILL through `playbook gameday revert`, which replays the journal and rebuilds each
+fault from its kind through the explicit table playbook.faults.registry.REGISTRY.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from playbook.config import Profile
+from playbook.control.context import Context
 
 
 class FaultRefused(Exception):
@@ -34,43 +36,38 @@ class Interrupted(BaseException):
 class Fault(ABC):
     """A failure injected on purpose, only through the target's control planes."""
 
-    kind: ClassVar[str]
-    registry: ClassVar[dict[str, type[Fault]]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if getattr(cls, "kind", None):
-            Fault.registry[cls.kind] = cls
+    kind: ClassVar[str]  # the journal's name for it; the key in faults.registry.REGISTRY
 
     @property
     @abstractmethod
     def description(self) -> str: ...
 
     @abstractmethod
-    def inject(self, ctx: Any) -> None: ...
+    def inject(self, ctx: Context) -> None: ...
 
     @abstractmethod
-    def revert(self, ctx: Any) -> None:
+    def revert(self, ctx: Context) -> None:
         """Undo inject(). Idempotent: reverting twice, or what was never injected, is fine."""
 
-    def check_allowed(self, ctx: Any) -> None:  # noqa: B027 - optional hook
+    def check_allowed(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Raise FaultRefused when this fault's blast radius exceeds the profile's limit."""
 
-    def prepare(self, ctx: Any) -> None:  # noqa: B027 - optional hook
+    def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Read what revert() will need (replica count, targets, image) into the fault's own
         fields *before* it is journaled, so a revert after SIGKILL knows what to restore."""
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Fault:
-        try:
-            fault_cls = Fault.registry[record["kind"]]
-        except KeyError:
-            raise ValueError(f"journal entry of unknown fault kind {record.get('kind')!r}") \
-                from None
-        return fault_cls(**record.get("params", {}))
+
+def rebuild(record: dict[str, Any], registry: Mapping[str, type[Fault]]) -> Fault:
+    """The fault a journal entry describes, from its kind and params."""
+    try:
+        fault_cls = registry[record["kind"]]
+    except KeyError:
+        raise ValueError(f"journal entry of unknown fault kind {record.get('kind')!r}") \
+            from None
+    return fault_cls(**record.get("params", {}))
 
 
 def guard(profile: Profile, allow_production: bool) -> None:
@@ -171,7 +168,7 @@ def signals_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def injected(fault: Fault, ctx: Any, journal: Journal,
+def injected(fault: Fault, ctx: Context, journal: Journal,
              on_event: Callable[[str, str], None] | None = None) -> Iterator[Fault]:
     """Inject `fault` for the duration of the block; revert it whatever happens."""
     guard(ctx.profile, ctx.allow_production)
@@ -192,7 +189,7 @@ def injected(fault: Fault, ctx: Any, journal: Journal,
                 on_event("reverted", fault.description)
 
 
-def revert_entry(fault: Fault, ctx: Any, journal: Journal, entry: dict[str, Any],
+def revert_entry(fault: Fault, ctx: Context, journal: Journal, entry: dict[str, Any],
                  attempts: int = 3) -> None:
     """Revert with a few retries; a revert that keeps failing stays in the journal."""
     error = ""
@@ -209,12 +206,14 @@ def revert_entry(fault: Fault, ctx: Any, journal: Journal, entry: dict[str, Any]
                        f"{journal.path}; run `playbook gameday revert`")
 
 
-def revert_pending(ctx: Any, journal: Journal, echo: Callable[[str], None] = print) -> int:
-    """`playbook gameday revert`: revert whatever the journal still holds. Returns failures."""
+def revert_pending(ctx: Context, journal: Journal, registry: Mapping[str, type[Fault]],
+                   echo: Callable[[str], None] = print) -> int:
+    """`playbook gameday revert`: revert whatever the journal still holds, rebuilding each
+    fault through `registry` (kind -> class). Returns the number of failures."""
     failures = 0
     for entry in journal.pending():
         try:
-            fault = Fault.from_record(entry)
+            fault = rebuild(entry, registry)
         except (ValueError, TypeError) as e:
             echo(f"cannot rebuild {entry.get('kind')}: {e}")
             failures += 1

@@ -1,86 +1,22 @@
 """Faults through the Kubernetes API (and Chaos Mesh's resources where an agent is needed),
 exactly as on staging: delete pods, scale to zero, a bad deploy, HTTP errors and latency,
-maintenance mode. Each records what revert() needs in prepare(), before it is journaled."""
+maintenance mode, a network partition. Each records what revert() needs in prepare(), before
+it is journaled; every write is playbook.control.kube's."""
 
 from __future__ import annotations
 
 import math
 import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client as k8s
-
+from playbook.control import kube as control
+from playbook.control.context import Context
 from playbook.faults.base import Fault, FaultRefused
 
-CHAOS = ("chaos-mesh.org", "v1alpha1", "httpchaos")
-NETCHAOS = ("chaos-mesh.org", "v1alpha1", "networkchaos")
-ARGO = ("argoproj.io", "v1alpha1", "rollouts")
 
-
-def do(kube: Any, what: str, fn: Any) -> Any:
-    """One write or read through the probe's client; its sentence becomes the exception."""
-    result, error = kube.call(what, fn)
-    if error:
-        raise RuntimeError(error)
-    return result
-
-
-def _not_found(kube: Any, what: str, fn: Any) -> bool:
-    """Run a delete; True when it was already gone (a revert run twice)."""
-    _, error = kube.call(what, fn)
-    if error and "not found (404" in error:
-        return True
-    if error:
-        raise RuntimeError(error)
-    return False
-
-
-def current_image(ctx: Any) -> str:
-    """The backend's image as the Rollout (or else the Deployment) specifies it."""
-    s = ctx.kube.section
-    if s.rollout:
-        obs = ctx.kube.rollout()
-        if obs.error:
-            raise RuntimeError(obs.error)
-        return obs.image
-    dep = do(ctx.kube, f"read deployment {s.deployment}", lambda api, t: k8s.AppsV1Api(
-        api).read_namespaced_deployment(s.deployment, s.namespace, _request_timeout=t))
-    return dep.spec.template.spec.containers[0].image
-
-
-def set_image(ctx: Any, image: str) -> None:
-    s = ctx.kube.section
-    container = {"name": "backend", "image": image}
-    body = {"spec": {"template": {"spec": {"containers": [container]}}}}
-    if s.rollout:
-        do(ctx.kube, f"set the image of rollout {s.rollout}", lambda api, t: k8s.CustomObjectsApi(
-            api).patch_namespaced_custom_object(*ARGO[:2], s.namespace, ARGO[2], s.rollout,
-                                                body, _request_timeout=t))
-    else:
-        do(ctx.kube, f"set the image of deployment {s.deployment}", lambda api, t: k8s.AppsV1Api(
-            api).patch_namespaced_deployment(s.deployment, s.namespace, body,
-                                             _request_timeout=t))
-
-
-def replicas(ctx: Any) -> int:
-    s = ctx.kube.section
-    scale = do(ctx.kube, f"read the scale of deployment {s.deployment}", lambda api, t:
-               k8s.AppsV1Api(api).read_namespaced_deployment_scale(s.deployment, s.namespace,
-                                                                   _request_timeout=t))
-    return int(scale.spec.replicas or 0)
-
-
-def set_replicas(ctx: Any, n: int) -> None:
-    s = ctx.kube.section
-    do(ctx.kube, f"scale deployment {s.deployment} to {n}", lambda api, t: k8s.AppsV1Api(
-        api).patch_namespaced_deployment_scale(s.deployment, s.namespace,
-                                               {"spec": {"replicas": n}}, _request_timeout=t))
-
-
-def _limit(ctx: Any, share: float, what: str) -> None:
+def _limit(ctx: Context, share: float, what: str) -> None:
     limit = ctx.profile.gameday.max_pod_percent if ctx.profile.gameday else 50.0
     if share * 100 > limit + 1e-9:
         raise FaultRefused(f"{what} affects {share:.0%} of the pods, above the profile's "
@@ -100,7 +36,7 @@ class PodsDeleted(Fault):
     def description(self) -> str:
         return f"{len(self.names)} backend pod(s) deleted: {', '.join(self.names)}"
 
-    def prepare(self, ctx: Any) -> None:
+    def prepare(self, ctx: Context) -> None:
         obs = ctx.kube.pods()
         if obs.error:
             raise RuntimeError(obs.error)
@@ -109,20 +45,18 @@ class PodsDeleted(Fault):
         self.names = random.sample(pods, min(n, len(pods)))
         self.total = len(pods)
 
-    def check_allowed(self, ctx: Any) -> None:
+    def check_allowed(self, ctx: Context) -> None:
         _limit(ctx, len(self.names) / max(1, getattr(self, "total", len(self.names))),
                "deleting pods")
 
     def params(self) -> dict[str, Any]:
         return {"count": self.count, "percent": self.percent, "names": self.names}
 
-    def inject(self, ctx: Any) -> None:
-        s = ctx.kube.section
+    def inject(self, ctx: Context) -> None:
         for name in self.names:
-            _not_found(ctx.kube, f"delete pod {name}", lambda api, t, n=name: k8s.CoreV1Api(
-                api).delete_namespaced_pod(n, s.namespace, _request_timeout=t))
+            control.delete_pod(ctx.kube, name)
 
-    def revert(self, ctx: Any) -> None:
+    def revert(self, ctx: Context) -> None:
         """Deleted pods are replaced by the controller: nothing to undo but to let it heal."""
 
 
@@ -137,18 +71,18 @@ class ScaledToZero(Fault):
     def description(self) -> str:
         return f"deployment scaled from {self.previous} to 0 replicas"
 
-    def prepare(self, ctx: Any) -> None:
-        self.previous = self.previous or replicas(ctx)
+    def prepare(self, ctx: Context) -> None:
+        self.previous = self.previous or control.replicas(ctx.kube)
 
-    def check_allowed(self, ctx: Any) -> None:
+    def check_allowed(self, ctx: Context) -> None:
         _limit(ctx, 1.0, "scaling to zero")
 
-    def inject(self, ctx: Any) -> None:
-        set_replicas(ctx, 0)
+    def inject(self, ctx: Context) -> None:
+        control.scale(ctx.kube, 0)
 
-    def revert(self, ctx: Any) -> None:
-        if self.previous and replicas(ctx) < self.previous:
-            set_replicas(ctx, self.previous)
+    def revert(self, ctx: Context) -> None:
+        if self.previous and control.replicas(ctx.kube) < self.previous:
+            control.scale(ctx.kube, self.previous)
 
 
 @dataclass
@@ -164,20 +98,20 @@ class BadDeploy(Fault):
     def description(self) -> str:
         return f"bad deploy: image tag {self.tag} (was {self.previous_image})"
 
-    def prepare(self, ctx: Any) -> None:
-        self.previous_image = self.previous_image or current_image(ctx)
+    def prepare(self, ctx: Context) -> None:
+        self.previous_image = self.previous_image or control.image(ctx.kube)
 
-    def check_allowed(self, ctx: Any) -> None:
+    def check_allowed(self, ctx: Context) -> None:
         _limit(ctx, 1.0, "a deploy to every pod")
 
-    def inject(self, ctx: Any) -> None:
+    def inject(self, ctx: Context) -> None:
         repo = self.previous_image.rsplit(":", 1)[0]
         version = self.previous_image.rsplit(":", 1)[-1]
-        set_image(ctx, f"{repo}:{version}-{self.tag}")
+        control.set_image(ctx.kube, f"{repo}:{version}-{self.tag}")
 
-    def revert(self, ctx: Any) -> None:
-        if current_image(ctx) != self.previous_image:
-            set_image(ctx, self.previous_image)
+    def revert(self, ctx: Context) -> None:
+        if control.image(ctx.kube) != self.previous_image:
+            control.set_image(ctx.kube, self.previous_image)
 
 
 @dataclass
@@ -198,19 +132,16 @@ class HttpChaos(Fault):
         return f"HTTPChaos {self.name}: {' and '.join(p for p in parts if p)} on " \
                f"{self.percent:g} % of the backend"
 
-    def prepare(self, ctx: Any) -> None:
+    def prepare(self, ctx: Context) -> None:
         self.name = self.name or f"gameday-http-{uuid.uuid4().hex[:6]}"
 
-    def check_allowed(self, ctx: Any) -> None:
+    def check_allowed(self, ctx: Context) -> None:
         _limit(ctx, self.percent / 100, "the HTTP fault")
 
-    def inject(self, ctx: Any) -> None:
-        s = ctx.kube.section
+    def inject(self, ctx: Context) -> None:
         spec: dict[str, Any] = {
             "mode": "all" if self.percent >= 100 else "fixed-percent",
-            "selector": {"namespaces": [s.namespace],
-                         "labelSelectors": dict(kv.split("=", 1) for kv in
-                                                s.selector.split(","))},
+            "selector": control.backend_selector(ctx.kube),
             "target": "Response" if self.status else "Request", "port": 8000, "path": "*"}
         if self.percent < 100:
             spec["value"] = str(int(self.percent))
@@ -218,34 +149,10 @@ class HttpChaos(Fault):
             spec["replace"] = {"code": self.status}
         if self.delay:
             spec["delay"] = self.delay
-        body = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "HTTPChaos",
-                "metadata": {"name": self.name, "namespace": s.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "playbook-gameday"}},
-                "spec": spec}
-        do(ctx.kube, f"create HTTPChaos {self.name}", lambda api, t: k8s.CustomObjectsApi(
-            api).create_namespaced_custom_object(*CHAOS[:2], s.namespace, CHAOS[2], body,
-                                                 _request_timeout=t))
+        control.create_chaos(ctx.kube, "HTTPChaos", self.name, spec)
 
-    def revert(self, ctx: Any) -> None:
-        s = ctx.kube.section
-        _not_found(ctx.kube, f"delete HTTPChaos {self.name}", lambda api, t: k8s.CustomObjectsApi(
-            api).delete_namespaced_custom_object(*CHAOS[:2], s.namespace, CHAOS[2], self.name,
-                                                 _request_timeout=t))
-
-
-def maintenance_mode(ctx: Any) -> str | None:
-    s = ctx.kube.section
-    cm = do(ctx.kube, f"read configmap {s.configmap}", lambda api, t: k8s.CoreV1Api(
-        api).read_namespaced_config_map(s.configmap, s.namespace, _request_timeout=t))
-    return (cm.data or {}).get("MAINTENANCE_MODE")
-
-
-def set_maintenance_mode(ctx: Any, value: str) -> None:
-    s = ctx.kube.section
-    do(ctx.kube, f"patch configmap {s.configmap}", lambda api, t: k8s.CoreV1Api(
-        api).patch_namespaced_config_map(s.configmap, s.namespace,
-                                         {"data": {"MAINTENANCE_MODE": value}},
-                                         _request_timeout=t))
+    def revert(self, ctx: Context) -> None:
+        control.delete_chaos(ctx.kube, "HTTPChaos", self.name)
 
 
 @dataclass
@@ -259,26 +166,15 @@ class Maintenance(Fault):
     def description(self) -> str:
         return "maintenance mode on (MAINTENANCE_MODE=true)"
 
-    def prepare(self, ctx: Any) -> None:
-        self.previous = maintenance_mode(ctx) or "false"
+    def prepare(self, ctx: Context) -> None:
+        self.previous = control.maintenance_mode(ctx.kube) or "false"
 
-    def inject(self, ctx: Any) -> None:
-        set_maintenance_mode(ctx, "true")
+    def inject(self, ctx: Context) -> None:
+        control.set_maintenance_mode(ctx.kube, "true")
 
-    def revert(self, ctx: Any) -> None:
-        if maintenance_mode(ctx) != self.previous:
-            set_maintenance_mode(ctx, self.previous)
-
-
-def wait_available(ctx: Any, timeout: float) -> None:
-    """Until the Deployment has as many available replicas as desired (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        obs = ctx.kube.deployment()
-        if not obs.error and obs.desired and obs.available >= obs.desired:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"deployment not fully available after {timeout:g} s")
+    def revert(self, ctx: Context) -> None:
+        if control.maintenance_mode(ctx.kube) != self.previous:
+            control.set_maintenance_mode(ctx.kube, self.previous)
 
 
 @dataclass
@@ -295,7 +191,7 @@ class NetworkPartition(Fault):
     def description(self) -> str:
         return f"NetworkChaos {self.name}: backend partitioned from {', '.join(self.targets)}"
 
-    def prepare(self, ctx: Any) -> None:
+    def prepare(self, ctx: Context) -> None:
         self.name = self.name or f"gameday-partition-{uuid.uuid4().hex[:6]}"
         if not self.targets:
             if self.dependency != "database" or ctx.profile.database is None:
@@ -305,22 +201,10 @@ class NetworkPartition(Fault):
             url = urlsplit(ctx.profile.database.url)
             self.targets = [f"{url.hostname}:{url.port or 5432}"]
 
-    def inject(self, ctx: Any) -> None:
-        s = ctx.kube.section
-        body = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
-                "metadata": {"name": self.name, "namespace": s.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "playbook-gameday"}},
-                "spec": {"action": "partition", "mode": "all", "direction": "to",
-                         "selector": {"namespaces": [s.namespace],
-                                      "labelSelectors": dict(kv.split("=", 1) for kv in
-                                                             s.selector.split(","))},
-                         "externalTargets": self.targets}}
-        do(ctx.kube, f"create NetworkChaos {self.name}", lambda api, t: k8s.CustomObjectsApi(
-            api).create_namespaced_custom_object(*NETCHAOS[:2], s.namespace, NETCHAOS[2], body,
-                                                 _request_timeout=t))
+    def inject(self, ctx: Context) -> None:
+        control.create_chaos(ctx.kube, "NetworkChaos", self.name, {
+            "action": "partition", "mode": "all", "direction": "to",
+            "selector": control.backend_selector(ctx.kube), "externalTargets": self.targets})
 
-    def revert(self, ctx: Any) -> None:
-        s = ctx.kube.section
-        _not_found(ctx.kube, f"delete NetworkChaos {self.name}", lambda api, t:
-                   k8s.CustomObjectsApi(api).delete_namespaced_custom_object(
-                       *NETCHAOS[:2], s.namespace, NETCHAOS[2], self.name, _request_timeout=t))
+    def revert(self, ctx: Context) -> None:
+        control.delete_chaos(ctx.kube, "NetworkChaos", self.name)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from playbook.config import loopback_host as is_loopback_host
+from playbook.control.context import Context
 from playbook.faults.base import Fault, FaultRefused
 from playbook.probes.http import http_client
 
@@ -137,11 +138,11 @@ class CredentialStuffing(Fault):
     def burst(self) -> Burst | None:
         return getattr(self, "_burst", None)
 
-    def login_url(self, ctx: Any) -> str:
+    def login_url(self, ctx: Context) -> str:
         sec = ctx.profile.security
         return ctx.profile.service.url(sec.login_endpoint if sec else "/api/auth/login")
 
-    def check_allowed(self, ctx: Any) -> None:
+    def check_allowed(self, ctx: Context) -> None:
         host = urlsplit(ctx.profile.service.base_url).hostname or ""
         if not is_loopback_host(host):
             raise FaultRefused(f"{self.kind} runs against loopback only; "
@@ -154,17 +155,17 @@ class CredentialStuffing(Fault):
             raise FaultRefused(f"{self.kind}: bounded to 1000 attempts and 60 s, asked for "
                                f"{self.max_attempts} in {self.max_seconds:g} s")
 
-    def inject(self, ctx: Any) -> None:
+    def inject(self, ctx: Context) -> None:
         self.check_allowed(ctx)  # also when rebuilt from a journal
         burst = Burst(self.login_url(ctx), self.source, self.max_attempts, self.max_seconds,
                       self.rate, self.users, min(ctx.profile.service.timeout, 3.0))
         self._burst = burst
         burst.start()
 
-    def revert(self, ctx: Any) -> None:
+    def revert(self, ctx: Context) -> None:
         if self.burst is not None:
             self.burst.halt()
         if ctx.profile.kubernetes is not None and self.isolation_policy:
-            from playbook.actions.isolate import remove_emergency_policy
+            from playbook.control import kube as control  # the kubernetes client: only here
 
-            remove_emergency_policy(ctx.kube, self.isolation_policy)
+            control.delete_network_policy(ctx.kube, self.isolation_policy)

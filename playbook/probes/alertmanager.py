@@ -1,16 +1,10 @@
-"""Alertmanager observations (API v2) and the read-back of a notification sink.
-
-Read-only except `post_alerts`: the suite proves the alert path end to end by posting a
-synthetic alert (a unique probe_id label, a short lifetime) exactly as Prometheus would, and
-resolving it afterwards. Nothing else is ever written.
-"""
+"""Alertmanager observations (API v2) and the read-back of a notification sink. Read-only:
+posting the synthetic alert that proves the alert path is playbook.control.alertmanager's."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,36 +15,6 @@ from playbook import config
 from playbook.probes import api
 from playbook.probes.api import ApiObservation
 from playbook.probes.prometheus import parse_duration
-
-SYNTHETIC_ALERT = "PlaybookSyntheticAlert"
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def synthetic_alert(probe_id: str, severity: str, lifetime: float = 300.0,
-                    resolve: bool = False) -> dict[str, Any]:
-    """A Prometheus-shaped alert for POST /api/v2/alerts; `resolve` ends it now."""
-    now = dt.datetime.now(dt.UTC)
-    ends = now if resolve else now + dt.timedelta(seconds=lifetime)
-    return {
-        "labels": {"alertname": SYNTHETIC_ALERT, "severity": severity, "probe_id": probe_id,
-                   "synthetic": "true", "incident_type": "infrastructure"},
-        "annotations": {"summary": f"Synthetic alert {probe_id} from the playbook suite: "
-                                   "it proves the alert path; no action needed.",
-                        "runbook_url": "https://github.com/candlefish-ai/security-dashboard/"
-                                       "blob/main/PLAYBOOK.md#automated-monitoring"},
-        # Now, not earlier: Alertmanager skips group_wait for an alert that started more than
-        # group_wait ago, and the probe should see the route's real timing.
-        "startsAt": _iso(now),
-        "endsAt": _iso(ends),
-        "generatorURL": "https://github.com/candlefish-ai/security-dashboard#playbook-suite",
-    }
-
-
-def new_probe_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def receiver_kind(body: Any) -> str:
@@ -101,9 +65,6 @@ class Alertmanager:
         """GET /api/v2/alerts, e.g. filters=['probe_id="abc"']; each with status.state and
         the receivers it routes to."""
         return self._req("GET", "/api/v2/alerts", params={"filter": filters or []})
-
-    def post_alerts(self, alerts: list[dict[str, Any]]) -> ApiObservation:
-        return self._req("POST", "/api/v2/alerts", json=alerts)
 
     def received(self, contains: str = "", path: str = "",
                  since: float = 0.0) -> ApiObservation:

@@ -247,9 +247,10 @@ class Kube:
             self._api.close()
 
     def call(self, what: str, fn: Callable[[k8s.ApiClient, tuple[float, float]], Any],
-             ) -> tuple[Any, str | None]:
+             access: str = "read") -> tuple[Any, str | None]:
         """fn(api client, request timeout) -> (its result, None), or (None, the sentence
-        saying why not). `what` completes "... when asked to <what>"."""
+        saying why not). `what` completes "... when asked to <what>"; `access` is what a 403
+        asks to grant (read for the probes; playbook.control writes)."""
         api = self.api()
         if api is None or self._fatal:
             return None, self._fatal
@@ -257,12 +258,12 @@ class Kube:
         try:
             return fn(api, (timeout, timeout)), None
         except ApiException as e:
-            return None, self._api_error(e, what)
+            return None, self._api_error(e, what, access)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             self._fatal = self._network_error(e, what)
             return None, self._fatal
 
-    def _api_error(self, e: ApiException, what: str) -> str:
+    def _api_error(self, e: ApiException, what: str, access: str) -> str:
         detail = _status_message(e)
         at = f"Kubernetes API at {self.server}"
         if e.status == 401:
@@ -271,7 +272,7 @@ class Kube:
             return self._fatal
         if e.status == 403:
             return (f"{at} forbids the suite to {what} (403 Forbidden: {detail}) - grant its "
-                    "identity read access to it (RBAC)")
+                    f"identity {access} access to it (RBAC)")
         if e.status == 404:
             return (f"{at}: cannot {what}: not found (404: {detail}) - check the names and "
                     "the namespace in the profile's `kubernetes` section")

@@ -187,12 +187,11 @@ def _dry_run(kube: Kube, argo: bool, name: str, ns: str, label: str, obj: dict[s
             return k8s.AppsV1Api(api).patch_namespaced_deployment(
                 name, ns, body, dry_run="All", _request_timeout=t)
 
-        _, error = kube.call(f"patch {label} in namespace {ns} (rollback, dryRun=All)", patch)
+        # A dry run needs the same `patch` permission as the rollback itself.
+        _, error = kube.call(f"patch {label} in namespace {ns} (rollback, dryRun=All)", patch,
+                             access="patch")
         if error is None:
             return "accepted", None
-        # A dry run needs the same `patch` permission as the rollback itself.
-        error = error.replace("grant its identity read access to it",
-                              "grant its identity patch access to it")
         if " 409 " in error and attempt == 0:
             fresh, read_error = kube.call(f"read {label} in namespace {ns}", read)
             if read_error:
