@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playbook import config  # noqa: E402
+from playbook import config, queries  # noqa: E402
 from playbook.clients import Clients  # noqa: E402
 from playbook.probes import alertmanager as am_probe  # noqa: E402
 from playbook.probes import prometheus as prom_probe  # noqa: E402
@@ -56,7 +56,7 @@ def floor_parts(prom: Prometheus, am: Alertmanager) -> dict[str, float]:
 def healthy(prom: Prometheus, profile: config.Profile, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        up = prom.query('min(up{job="security-dashboard-backend"})').samples
+        up = prom.query(f"min({queries.up(profile.prometheus.job)})").samples
         st = control.read_state(profile) or {}
         if (up and up[0].value == 1 and not active_alerts(prom.alerts(), ALERT)
                 and all(p["ready"] for p in st.get("pods", []))):

@@ -1,9 +1,9 @@
 """Playbook 1.1 (`kubectl get pods`, `kubectl get nodes`), 1.2 (`kubectl argo rollouts get
 rollout`) and 3.1 (`kubectl get events`): is the backend's workload healthy in its cluster?
 
-Severities (playbook 1.1):
-- no backend pod ready, no pod at all, every node NotReady, no replica available: P0 - the
-  cluster cannot serve the service (complete outage);
+Severities (playbook 1.1; the rules are playbook/severity.py's):
+- no backend pod ready, no pod at all, every node NotReady, no replica available (a Deployment
+  scaled to 0 of 0 included): P0 - the cluster cannot serve the service (complete outage);
 - some pods not ready, some nodes NotReady, fewer replicas available than desired, a rollout
   Degraded (a failed deploy - the emergency-rollback trigger of 4.2): P1 - partial degradation;
 - crash-looping pods, restarts over the budget, a rollout still Progressing, Paused or not on
@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from playbook import severity as sev
 from playbook.config import Profile
 from playbook.plugin import attach_json
-from playbook.severity import LEVELS, CheckFailed
+from playbook.severity import CheckFailed
 
 infra = pytest.mark.incident_type("infrastructure")
 needs_kube = pytest.mark.requires("kubernetes")
@@ -39,7 +40,7 @@ def _observed(name: str, obs: Any, level: str) -> None:
     """Attach the observation; fail with its error sentence when the API could not answer."""
     attach_json(name, dataclasses.asdict(obs))
     if obs.error:
-        raise CheckFailed(obs.error, max(level, "P1", key=LEVELS.index))
+        raise CheckFailed(obs.error, sev.unobserved(level))
 
 
 @infra
@@ -49,12 +50,12 @@ def test_backend_pods_running_and_ready(kube: Any) -> None:
     """`kubectl get pods -n security-dashboard`: every backend pod Running and Ready."""
     obs = kube.pods()
     _observed("backend pods", obs, "P0")
-    if not obs.pods:
+    level = sev.pods_ready(len(obs.ready), len(obs.pods))
+    if level and not obs.pods:
         raise CheckFailed(f"no pod matches {obs.where} - the deployment is scaled to zero or "
-                          "the selector is wrong", "P0")
-    bad = obs.not_ready
-    if bad:
-        level = "P0" if not obs.ready else "P1"
+                          "the selector is wrong", level)
+    if level:
+        bad = obs.not_ready
         raise CheckFailed(f"{len(bad)} of {len(obs.pods)} backend pods are not Running and "
                           f"Ready ({obs.where}): {_listed([p.describe() for p in bad])}", level)
 
@@ -95,11 +96,11 @@ def test_nodes_ready(kube: Any) -> None:
     """`kubectl get nodes`: every node Ready."""
     obs = kube.nodes()
     _observed("nodes", obs, "P0")
-    if not obs.nodes:
-        raise CheckFailed(f"no node is registered ({obs.where})", "P0")
     bad = obs.not_ready
-    if bad:
-        level = "P0" if len(bad) == len(obs.nodes) else "P1"
+    level = sev.nodes_ready(len(obs.nodes) - len(bad), len(obs.nodes))
+    if level and not obs.nodes:
+        raise CheckFailed(f"no node is registered ({obs.where})", level)
+    if level:
         raise CheckFailed(f"{len(bad)} of {len(obs.nodes)} nodes not Ready ({obs.where}): "
                           f"{_listed([n.describe() for n in bad])}", level)
 
@@ -108,11 +109,16 @@ def test_nodes_ready(kube: Any) -> None:
 @needs_kube
 @pytest.mark.severity("P0")
 def test_deployment_available(kube: Any) -> None:
-    """The backend's Deployment has as many available replicas as it wants."""
+    """The backend's Deployment has as many available replicas as it wants - and wants some:
+    scaled to zero, it serves nothing."""
     obs = kube.deployment()
     _observed("deployment", obs, "P0")
-    if obs.available < obs.desired:
-        level = "P0" if obs.available == 0 else "P1"
+    level = sev.replicas_available(obs.available, obs.desired)
+    if level and obs.desired == 0:
+        raise CheckFailed(f"{obs.where} is scaled to 0 replicas (0 of 0 available) - it serves "
+                          "nothing: scale it back up (`kubectl scale deployment ... "
+                          "--replicas=N`)", level)
+    if level:
         raise CheckFailed(f"{obs.where}: {obs.available} of {obs.desired} desired replicas "
                           f"available ({obs.ready} ready, {obs.updated} up to date)", level)
 

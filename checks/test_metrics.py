@@ -1,5 +1,6 @@
 """Playbook "Critical Metrics Queries" (and 1.3 severity classification) through Prometheus's
-HTTP API: 5xx rate, p95 response time, up of the backend, database connections, memory.
+HTTP API: 5xx rate, p95 response time, up of the backend, database connections, memory. The
+queries are playbook/queries.py's.
 
 Thresholds: service.slo (5xx, p95) and the profile's `prometheus` section (limits, the job, the
 rate window). A query that returns nothing fails with "no data for <query>", never as 0.
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from playbook import queries
 from playbook import severity as sev
 from playbook.config import Profile
 from playbook.config import Prometheus as PromConfig
@@ -22,24 +24,6 @@ from playbook.severity import CheckFailed
 pytestmark = pytest.mark.requires("prometheus")
 
 
-def queries(cfg: PromConfig) -> dict[str, str]:
-    """The playbook's queries, scoped to the backend's job, over the profile's window."""
-    job, window = f'job="{cfg.job}"', cfg.rate_window
-    return {
-        "error_rate": (f'(sum(rate(http_requests_total{{{job},status=~"5.."}}[{window}])) '
-                       f'or vector(0)) / sum(rate(http_requests_total{{{job}}}[{window}]))'),
-        "p95": ("histogram_quantile(0.95, sum by (le) "
-                f"(rate(http_request_duration_seconds_bucket{{{job}}}[{window}])))"),
-        "up": f"up{{{job}}}",
-        "db_connections": f"sum(security_dashboard_db_connections_active{{{job}}})",
-        "memory": f"process_resident_memory_bytes{{{job}}}",
-    }
-
-
-def less_severe(a: str, b: str) -> str:
-    return max(a, b, key=sev.LEVELS.index)
-
-
 def instant(prometheus: Prometheus, query: str, severity: str) -> list[Sample]:
     """Samples of an instant query, or the failure: Prometheus unavailable (at most P1: the
     monitoring is blind, the service may be fine) or no data (the check's own severity)."""
@@ -48,7 +32,7 @@ def instant(prometheus: Prometheus, query: str, severity: str) -> list[Sample]:
                                     "error": obs.error, "warnings": obs.api.warnings,
                                     "samples": [[s.labels, s.value] for s in obs.samples]})
     if obs.error:
-        raise CheckFailed(obs.problem() or "", less_severe(severity, "P1"))
+        raise CheckFailed(obs.problem() or "", sev.unobserved(severity))
     if obs.no_data:
         raise AssertionError(obs.problem())
     return obs.samples
@@ -68,7 +52,7 @@ def test_error_rate(profile: Profile, prometheus: Prometheus) -> None:
     """5xx share of all requests: > 10 % is P1, > 50 % is P0 (playbook 1.3)."""
     cfg, slo = profile.prometheus, profile.service.slo
     assert cfg is not None
-    query = queries(cfg)["error_rate"]
+    query = queries.checks(cfg)["error_rate"]
     rate = _ratio(instant(prometheus, query, "P1"), query, "the 5xx ratio", cfg.rate_window)
     level = sev.error_rate(rate, slo)
     if level:
@@ -85,7 +69,7 @@ def test_p95_latency(profile: Profile, prometheus: Prometheus) -> None:
     """p95 response time above service.slo.p95_seconds (2 s) is P1 (playbook 1.3)."""
     cfg, slo = profile.prometheus, profile.service.slo
     assert cfg is not None
-    query = queries(cfg)["p95"]
+    query = queries.checks(cfg)["p95"]
     p95 = _ratio(instant(prometheus, query, "P1"), query, "the p95", cfg.rate_window)
     level = sev.latency(p95, slo)
     if level:
@@ -101,28 +85,29 @@ def test_backend_up(profile: Profile, prometheus: Prometheus) -> None:
     others still serve: limited impact). No target at all is "no data" (P0)."""
     cfg = profile.prometheus
     assert cfg is not None
-    query = queries(cfg)["up"]
+    query = queries.checks(cfg)["up"]
     samples = instant(prometheus, query, "P0")
     down = [s for s in samples if s.value != 1]
-    if not down:
+    level = sev.scrape_targets_up(len(samples) - len(down), len(samples))
+    if not level:
         return
     names = ", ".join(s.describe() for s in down)
     where = f"query {query} at {prometheus.url}"
     if len(down) == len(samples):
         raise CheckFailed(f"all {len(samples)} scrape targets of job {cfg.job} are down "
-                          f"(up == 0): {names} - {where}", "P0")
+                          f"(up == 0): {names} - {where}", level)
     raise CheckFailed(f"{len(down)} of {len(samples)} scrape targets of job {cfg.job} are down "
-                      f"(up == 0): {names} - {where}", "P2")
+                      f"(up == 0): {names} - {where}", level)
 
 
 def _db(cfg: PromConfig) -> dict[str, Any]:
-    return {"query": queries(cfg)["db_connections"], "limit": cfg.db_connections_limit,
+    return {"query": queries.checks(cfg)["db_connections"], "limit": cfg.db_connections_limit,
             "ratio": cfg.db_connections_warn_ratio, "unit": "connections",
             "subject": f"{cfg.job} (all replicas)", "what": "database connections in use"}
 
 
 def _memory(cfg: PromConfig) -> dict[str, Any]:
-    return {"query": queries(cfg)["memory"], "limit": cfg.memory_limit_bytes,
+    return {"query": queries.checks(cfg)["memory"], "limit": cfg.memory_limit_bytes,
             "ratio": cfg.memory_warn_ratio, "unit": "bytes", "subject": "replica",
             "what": "resident memory"}
 

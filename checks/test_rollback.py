@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from playbook import severity as sev
 from playbook.config import Profile
 from playbook.plugin import attach_json
 from playbook.severity import CheckFailed
@@ -46,7 +47,8 @@ def rollback(kube: Any) -> Any:
 
 def _fail_on_api_error(obs: Any) -> None:
     if obs.error:
-        raise CheckFailed(f"cannot tell whether a rollback is possible: {obs.error}", "P1")
+        raise CheckFailed(f"cannot tell whether a rollback is possible: {obs.error}",
+                          sev.unobserved("P1"))
 
 
 @outage
@@ -88,7 +90,7 @@ def test_stable_selector_has_running_pods(rollback: Any) -> None:
 
     if rollback.selector_error:
         raise CheckFailed(f"cannot resolve the stable selector: {rollback.selector_error}",
-                          "P1")
+                          sev.unobserved("P1"))
     if not rollback.service_selector:
         raise CheckFailed(f"{rollback.service_where} has no spec.selector - routing traffic "
                           "to stable (playbook 4.3) cannot select any pod", "P1")

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from playbook import queries
 from playbook import security as sec
+from playbook import severity as sev
 from playbook.config import Profile, Security
 from playbook.plugin import attach_json, attach_text
 from playbook.probes import http as http_probe
@@ -36,7 +38,7 @@ def _security(profile: Profile) -> Security:
 def failed_login_query(profile: Profile) -> str:
     s = _security(profile)
     job = profile.prometheus.job if profile.prometheus else "security-dashboard-backend"
-    return f'sum(rate(security_dashboard_auth_failures_total{{job="{job}"}}[{s.rate_window}]))'
+    return queries.failed_logins(job, s.rate_window)
 
 
 @pytest.mark.severity("P0")
@@ -51,7 +53,7 @@ def test_failed_login_rate(profile: Profile, prometheus: Any) -> None:
                                     "samples": [[x.labels, x.value] for x in obs.samples]})
     if obs.error or obs.no_data:
         # Blind, not attacked: the failed-login signal cannot be read.
-        raise CheckFailed(obs.problem() or "", "P1")
+        raise CheckFailed(obs.problem() or "", sev.unobserved("P0"))
     rate = obs.samples[0].value
     if rate > s.failed_login_rate:
         raise CheckFailed(
@@ -71,12 +73,13 @@ def test_no_burst_in_security_logs(profile: Profile, kube: Any) -> None:
     obs = kube.pod_logs(since, tail_lines=s.log_tail_lines)
     attach_json("pods read", {"where": obs.where, "pods": obs.pods, "errors": obs.pod_errors,
                               "lines": len(obs.lines)})
+    blind = sev.unobserved("P0")
     if obs.error:
-        raise CheckFailed(f"cannot read the backend's logs: {obs.error}", "P1")
+        raise CheckFailed(f"cannot read the backend's logs: {obs.error}", blind)
     if obs.pod_errors and len(obs.pod_errors) == len(obs.pods):
-        raise CheckFailed(f"cannot read the log of any backend pod: {obs.pod_errors[0]}", "P1")
+        raise CheckFailed(f"cannot read the log of any backend pod: {obs.pod_errors[0]}", blind)
     if not obs.pods:
-        raise CheckFailed(f"no pod matches {obs.where}: no log to read", "P1")
+        raise CheckFailed(f"no pod matches {obs.where}: no log to read", blind)
     found = sec.suspicious(obs.lines, s.log_pattern)
     attach_text("security-events.log", sec.render(found[-s.attach_lines:]))
     by_source = sec.sources(found)
@@ -94,14 +97,15 @@ def test_no_burst_in_security_logs(profile: Profile, kube: Any) -> None:
             f"isolate the sources ({obs.where})", "P0")
     if obs.pod_errors:
         raise CheckFailed(f"{len(obs.pod_errors)} of {len(obs.pods)} backend pods' logs could "
-                          f"not be read (no burst in the others): {obs.pod_errors[0]}", "P1")
+                          f"not be read (no burst in the others): {obs.pod_errors[0]}", blind)
 
 
 def _admin_verdict(obs: http_probe.HttpObservation, sent: str) -> tuple[str, str] | None:
     """(severity, sentence) when an admin endpoint did not refuse a request without a valid
     token, else None."""
     if obs.error:
-        return "P1", f"{obs.where} ({sent}): {obs.error} - cannot verify it demands a token"
+        return (sev.unobserved("P0"),
+                f"{obs.where} ({sent}): {obs.error} - cannot verify it demands a token")
     assert obs.status is not None
     if obs.status in (401, 403):
         return None
@@ -133,8 +137,7 @@ def test_admin_endpoints_demand_a_token(profile: Profile, http: httpx.Client) ->
                 findings.append(verdict)
     attach_json("admin endpoints", seen)
     if findings:
-        order = ("P0", "P1", "P2", "P3")
-        findings.sort(key=lambda f: order.index(f[0]))
+        findings.sort(key=lambda f: sev.rank(f[0]))
         level, sentence = findings[0]
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
         raise CheckFailed(sentence + more, level)

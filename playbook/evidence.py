@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from playbook import config, paths
+from playbook import config, paths, queries
 from playbook.clients import Clients, SectionMissing
 from playbook.secrets import REDACTED, REDACTOR, Redactor, sanitize
 
@@ -389,17 +389,11 @@ def _prometheus(bundle: Bundle, clients: Clients, settings: config.Evidence) -> 
         bundle.record("prometheus", "skipped", detail=str(e))
         return
     cfg = prom.cfg
-    w = cfg.rate_window
-    queries = {
-        "metrics-requests.json": f"rate(http_requests_total[{w}])",
-        "metrics-errors.json": f'rate(http_requests_total{{status=~"5.."}}[{w}])',
-        "metrics-uptime.json": f'up{{job="{cfg.job}"}}',
-    }
     end = bundle.started.timestamp()
     start = end - bundle.hours * 3600
     # Prometheus refuses more than 11,000 points per series: widen the step for long windows.
     step = max(settings.step_seconds, (end - start) / 10_000)
-    for filename, promql in queries.items():
+    for filename, promql in queries.evidence(cfg).items():
         obs = prom.data("/api/v1/query_range", {"query": promql, "start": f"{start:.3f}",
                                                 "end": f"{end:.3f}", "step": f"{step:g}s"})
         if not obs.ok:
@@ -438,9 +432,8 @@ def _prometheus(bundle: Bundle, clients: Clients, settings: config.Evidence) -> 
 
 def _resource_usage(bundle: Bundle, prom: Any, cfg: config.Prometheus) -> None:
     """Playbook 5.1's `kubectl top pods`, from the replicas' own process metrics."""
-    sel = f'job="{cfg.job}"'
-    mem = prom.query(f"process_resident_memory_bytes{{{sel}}}")
-    cpu = prom.query(f"rate(process_cpu_seconds_total{{{sel}}}[{cfg.rate_window}])")
+    mem = prom.query(queries.memory(cfg.job))
+    cpu = prom.query(queries.cpu(cfg.job, cfg.rate_window))
     problem = mem.problem()
     if problem:
         bundle.record("resource usage", "failed" if mem.error else "empty", detail=problem)

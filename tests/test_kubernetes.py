@@ -258,6 +258,33 @@ def test_hung_replica_leaves_deployment_below_desired(sb: Sandbox, api: k8s.ApiC
     wait_for(lambda: all(p["ready"] for p in sb.pods()), what="the replica ready again")
 
 
+def test_deployment_scaled_to_zero_is_an_outage(sb: Sandbox, api: k8s.ApiClient,
+                                                 tmp_path: Path) -> None:
+    """Scaled to 0 of 0, the Deployment has every replica it wants and serves nothing: the
+    deployment check is red at P0 (it passed before), as is the pods check."""
+    apps = k8s.AppsV1Api(api)
+    apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 0}})
+    try:
+        wait_for(lambda: not sb.pods(), what="every replica stopped")
+        run = run_suite(sb.path, CHECKS, tmp=tmp_path,
+                        extra=["-k", "deployment_available or pods_running"])
+    finally:
+        apps.patch_namespaced_deployment_scale(NAME, NS, {"spec": {"replicas": 2}})
+    got = failures(run)
+    assert set(got) == {"test_deployment_available", "test_backend_pods_running_and_ready"}, \
+        run.output
+    server = sb.state["components"]["kubernetes"]["url"]
+    assert got["test_deployment_available"]["severity"] == "P0"
+    assert got["test_deployment_available"]["message"] == (
+        f"deployment {NAME} in namespace {NS} at {server} is scaled to 0 replicas (0 of 0 "
+        "available) - it serves nothing: scale it back up (`kubectl scale deployment ... "
+        "--replicas=N`)")
+    assert got["test_backend_pods_running_and_ready"]["severity"] == "P0"
+    assert run.verdict["verdict"] == "P0"
+    wait_for(lambda: len(sb.pods()) == 2 and all(p["ready"] for p in sb.pods()), timeout=60,
+             what="two ready replicas again")
+
+
 def test_crash_looping_pod_after_bad_deploy(sb: Sandbox, api: k8s.ApiClient,
                                             tmp_path: Path) -> None:
     """A bad deploy (image tag bad-crash): the new pod crash-loops, the rollout is Degraded

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+from playbook import queries
 from playbook.clients import Clients
 from playbook.probes.alertmanager import Alertmanager, receiver_kind, wait_for_notification
 from playbook.probes.prometheus import Prometheus, wait_for_alert
@@ -215,10 +216,8 @@ def test_error_rate_p1_then_p0_alerts_reach_the_sink(sb: Sandbox, prom: Promethe
 
 
 def test_slow_backend_and_limits(sb: Sandbox, prom: Prometheus, tmp_path: Path) -> None:
-    from checks.test_metrics import queries
-
     assert sb.profile.prometheus is not None
-    query = queries(sb.profile.prometheus)["p95"]
+    query = queries.checks(sb.profile.prometheus)["p95"]
     with chaos(sb, latency_seconds=2.5):
         assert wait_value(prom, query, lambda v: v > 2.2, 30) is not None
         # The same run, with limits below what the replicas use (thresholds from the profile).

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from playbook import config, paths
+from playbook import severity as sev
 from playbook.clients import Clients, SectionMissing
 from playbook.drill import Watchers
 from playbook.faults.base import FaultRefused, Journal, revert_pending
@@ -111,7 +112,7 @@ class GameDay:
                     return problem
             if self.profile.kubernetes is not None:
                 dep = self.kube.deployment()
-                if dep.error or dep.desired == 0 or dep.available < dep.desired:
+                if dep.error or sev.replicas_available(dep.available, dep.desired):
                     return dep.error or (f"deployment {dep.name}: {dep.available} of "
                                          f"{dep.desired} desired replicas available")
             return None
