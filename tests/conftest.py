@@ -159,6 +159,17 @@ def stop_sandbox(sb: Sandbox) -> None:
         shutil.rmtree(sb.dir, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test of the suite's own is marked `unit` or `sandbox`, not both, not neither."""
+    here = Path(__file__).parent
+    wrong = [item.nodeid for item in items if here in Path(str(item.path)).parents
+             and (item.get_closest_marker("unit") is None)
+             == (item.get_closest_marker("sandbox") is None)]
+    if wrong:
+        raise pytest.UsageError("mark each test in tests/ either @pytest.mark.unit (seconds, no "
+                                "sandbox) or @pytest.mark.sandbox: " + ", ".join(wrong))
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One healthy sandbox for the tests that only read from it. Tests that break things use

@@ -119,6 +119,7 @@ def attachment(run: Any, test: str, prefix: str) -> Any:
 # --- the healthy sandbox -------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_green_on_healthy_sandbox(world: Sandbox, tmp_path: Path) -> None:
     run = run_suite(world.path, CHECKS, tmp=tmp_path)
     assert run.returncode == 0, run.output
@@ -141,6 +142,7 @@ def test_green_on_healthy_sandbox(world: Sandbox, tmp_path: Path) -> None:
 # --- RDS through the API -------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_rds_stop_really_stops_postgres_and_start_brings_it_back(world: Sandbox,
                                                                  tmp_path: Path) -> None:
     rds = client(world, "rds")
@@ -197,6 +199,7 @@ def redis_up(sb: Sandbox) -> bool:
         return False
 
 
+@pytest.mark.sandbox
 def test_cluster_update_cache_reboot_and_stopped_node(world: Sandbox, tmp_path: Path) -> None:
     """Three writes at once, one suite run: EKS UPDATING (P1), the cache node rebooting -
     Redis really down meanwhile - (P1), one EC2 node stopped (P2). Then all come back."""
@@ -266,6 +269,7 @@ def served_pods(sb: Sandbox, n: int = 8) -> set[str]:
     return {httpx.get(base + "/api/health", timeout=2).json()["pod"] for _ in range(n)}
 
 
+@pytest.mark.sandbox
 def test_deregistered_target_is_red_and_out_of_routing(world: Sandbox, tmp_path: Path) -> None:
     pods = world.pods()
     victim, other = pods[0], pods[1]
@@ -298,6 +302,7 @@ def test_deregistered_target_is_red_and_out_of_routing(world: Sandbox, tmp_path:
     assert users[0] == "testing"
 
 
+@pytest.mark.sandbox
 def test_targets_follow_pod_replacement(world: Sandbox, tmp_path: Path) -> None:
     """A pod deleted through the Kubernetes API: the controller deregisters its target (it
     drains) and registers the replacement; with enough healthy targets the check stays green."""
@@ -328,6 +333,7 @@ def test_targets_follow_pod_replacement(world: Sandbox, tmp_path: Path) -> None:
         "DeregisterTargets", "RegisterTargets"]
 
 
+@pytest.mark.sandbox
 def test_target_unhealthy_when_its_pod_is_not_ready(world: Sandbox, tmp_path: Path) -> None:
     """A hung pod (SIGSTOP) fails its readiness probe: its target turns unhealthy (P1). (No
     healthy target at all, P0: see the cache reboot above.)"""
@@ -438,6 +444,7 @@ def aws_profile(tmp: Path, endpoint: str, **aws: Any) -> Path:
     return path
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("mode, expect", [
     ("denied", "AWS denied {call} on {res} (AccessDenied: User: arn:aws:iam::123456789012:"
                "user/ci is not authorized to perform this action, us-east-1 at {url}): the "
@@ -490,6 +497,7 @@ def test_aws_errors_are_one_sentence(mode: str, expect: str, tmp_path: Path) -> 
     assert took < 30, f"{took:.1f} s"
 
 
+@pytest.mark.sandbox
 def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
     with socket.socket() as s:  # a port with nothing listening
         s.bind(("127.0.0.1", 0))
@@ -513,6 +521,7 @@ def probe_clients(endpoint: str, **settings: Any) -> aws_probe.AwsClients:
     return clients
 
 
+@pytest.mark.unit
 def test_hanging_endpoint_is_bounded_by_the_read_timeout() -> None:
     """An endpoint that accepts connections and never answers (probe level)."""
     with socket.socket() as hang:
@@ -529,6 +538,7 @@ def test_hanging_endpoint_is_bounded_by_the_read_timeout() -> None:
     assert took < clients.budget, f"{took:.1f} s, budget {clients.budget:.1f} s"
 
 
+@pytest.mark.unit
 def test_expired_token_is_one_sentence() -> None:
     """ExpiredToken in the query protocol (RDS) and in JSON (CloudTrail), probe level."""
     with fake_aws("expired") as (url, seen):
@@ -545,6 +555,7 @@ def test_expired_token_is_one_sentence() -> None:
     assert seen == {"rds:DescribeDBInstances": 1, "cloudtrail:LookupEvents": 1}  # no retry
 
 
+@pytest.mark.unit
 def test_no_credentials_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     """boto3's chain finds nothing (and asks no metadata service: loopback only)."""
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -560,6 +571,7 @@ def test_no_credentials_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         "export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
 
 
+@pytest.mark.unit
 def test_dummy_keys_only_for_a_loopback_endpoint_without_keys() -> None:
     local = config.Aws(endpoint_url="http://127.0.0.1:18500")
     assert aws_probe.local_credentials_env(local, {}) == {

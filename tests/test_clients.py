@@ -15,6 +15,8 @@ from playbook.faults.base import FaultRefused
 from playbook.faults.context import GameDay
 from playbook.probes.http import USER_AGENT, http_client, timeout
 
+pytestmark = pytest.mark.unit
+
 FULL = """name: full
 service: {base_url: "http://127.0.0.1:9", timeout: 7}
 prometheus: {url: "http://127.0.0.1:9", timeout: 2, bearer_token: prom-t0ken-value}

@@ -8,6 +8,8 @@ import pytest
 
 from playbook import config
 
+pytestmark = pytest.mark.unit
+
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
     path = tmp_path / name

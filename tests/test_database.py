@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from playbook import config
 from playbook.probes import database as db_probe
@@ -55,6 +56,7 @@ def no_secret_anywhere(run: object, secret: str) -> None:
         assert secret not in text
 
 
+@pytest.mark.sandbox
 def test_green_on_healthy_sandbox(sandbox: Sandbox, tmp_path: Path) -> None:
     run = run_suite(sandbox.path, CHECKS, tmp=tmp_path, extra=["-rs"])
     assert run.returncode == 0, run.output
@@ -66,6 +68,7 @@ def test_green_on_healthy_sandbox(sandbox: Sandbox, tmp_path: Path) -> None:
     no_secret_anywhere(run, SECRET)
 
 
+@pytest.mark.sandbox
 def test_lock_held_past_the_limit(sandbox: Sandbox, tmp_path: Path) -> None:
     holder = psycopg.connect(db_url(sandbox))
     holder.execute("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")  # a transaction stays open
@@ -101,6 +104,7 @@ def test_lock_held_past_the_limit(sandbox: Sandbox, tmp_path: Path) -> None:
     no_secret_anywhere(run, SECRET)
 
 
+@pytest.mark.sandbox
 def test_active_connections_above_the_limit(sandbox: Sandbox, tmp_path: Path) -> None:
     busy = [psycopg.connect(db_url(sandbox), autocommit=True,
                             application_name="test-busy") for _ in range(3)]
@@ -144,6 +148,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.sandbox
 def test_unreachable_database(tmp_path: Path) -> None:
     port = _free_port()
     path = write_sandbox_profile(tmp_path, database={
@@ -170,6 +175,7 @@ def yaml_state_dir(path: Path) -> str:
     return yaml.safe_load(path.read_text())["sandbox"]["state_dir"]
 
 
+@pytest.mark.sandbox
 def test_bad_password_is_not_shown(sandbox: Sandbox, tmp_path: Path) -> None:
     wrong = "Wr0ng-s3cret-pw"
     url = db_url(sandbox).replace(f":{SECRET}@", f":{wrong}@")
@@ -184,6 +190,7 @@ def test_bad_password_is_not_shown(sandbox: Sandbox, tmp_path: Path) -> None:
     no_secret_anywhere(run, wrong)
 
 
+@pytest.mark.unit
 def test_empty_url_says_which_variable() -> None:
     """staging/production read ${DATABASE_URL:-}: unset, the checks say so (probe level)."""
     obs = db_probe.ping(db_probe.Database(config.Database(url="")))
@@ -230,6 +237,7 @@ def replica(sb: Sandbox, apply_delay: str) -> Iterator[int]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.mark.sandbox
 def test_replication_lag(sandbox: Sandbox, tmp_path: Path) -> None:
     with replica(sandbox, "2s"), psycopg.connect(db_url(sandbox), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS test_ticks (t timestamptz)")
@@ -263,6 +271,7 @@ def test_replication_lag(sandbox: Sandbox, tmp_path: Path) -> None:
     assert failure["message"].endswith(" bytes behind")
 
 
+@pytest.mark.unit
 def test_redact() -> None:
     assert db_probe.redact("postgresql://u:p%40ss@db:5432/x?sslmode=require") == (
         "postgresql://u:***@db:5432/x?sslmode=require")

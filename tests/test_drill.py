@@ -16,6 +16,8 @@ from playbook.faults.base import FaultRefused, Journal
 from tests.fault_fixtures import FileFault, ctx_for
 from tests.test_faults_base import profile
 
+pytestmark = pytest.mark.unit
+
 
 class World:
     """Alert fires `detect_after` s after the marker appears; service heals on mitigation."""

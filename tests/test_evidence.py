@@ -116,6 +116,7 @@ def _no_secret_in(directory: Path) -> None:
                 assert secret not in text, f"{secret!r} found in {name}"
 
 
+@pytest.mark.sandbox
 def test_bundle_collects_everything_and_redacts(sb: Sandbox, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in _env().items():
@@ -185,6 +186,7 @@ def test_bundle_collects_everything_and_redacts(sb: Sandbox, tmp_path: Path,
     _no_secret_in(tmp_path / "reports")
 
 
+@pytest.mark.sandbox
 def test_failing_sources_are_recorded_not_fatal(sb: Sandbox, tmp_path: Path) -> None:
     """Prometheus down, GitHub refusing the token, a Kubernetes identity without rights: the
     bundle is still written, each failure with its sentence; the CLI exits 1."""
@@ -217,6 +219,7 @@ def test_failing_sources_are_recorded_not_fatal(sb: Sandbox, tmp_path: Path) -> 
     assert "ghp_notTheRightToken" not in proc.stdout + json.dumps(sources)
 
 
+@pytest.mark.unit
 def test_bad_incident_id_is_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "playbook.cli", "evidence", "--incident",
                            "../../etc"], cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -225,6 +228,7 @@ def test_bad_incident_id_is_usage_error(tmp_path: Path) -> None:
     assert "expected an id like INC-202611261830" in proc.stderr
 
 
+@pytest.mark.sandbox
 def test_scheduled_run_collects_on_p1_failure(sb: Sandbox, tmp_path: Path) -> None:
     """--evidence-on-failure: a P1 check fails (a readiness-breaking fault is not needed: a
     pod's readiness is enough) -> the bundle is collected at session end and attached to

@@ -16,6 +16,8 @@ from playbook.faults.base import FaultRefused, Journal, injected, revert_pending
 from tests.conftest import ROOT
 from tests.fault_fixtures import FileFault, ctx_for
 
+pytestmark = pytest.mark.unit
+
 PROFILE = "name: t\nproduction: {prod}\nservice:\n  base_url: http://127.0.0.1:1\n"
 
 

@@ -14,6 +14,8 @@ import playbook.faults
 from playbook.faults.base import Fault, rebuild
 from playbook.faults.registry import FAULTS, REGISTRY
 
+pytestmark = pytest.mark.unit
+
 
 def fault_classes() -> list[type[Fault]]:
     """Every concrete Fault subclass defined in a module of the playbook.faults package."""

@@ -26,6 +26,8 @@ from playbook.faults.context import GameDay
 from playbook.faults.kube import BadDeploy, NetworkPartition, PodsDeleted, ScaledToZero
 from tests.conftest import ROOT, Sandbox, _local_aws_env, run_suite, start_sandbox, stop_sandbox
 
+pytestmark = pytest.mark.sandbox
+
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:

@@ -21,6 +21,8 @@ import pytest
 from tests.conftest import ROOT, Sandbox, start_sandbox, stop_sandbox
 from tests.test_notify import fake_service, slack
 
+pytestmark = pytest.mark.sandbox
+
 HOOK_PATH = "/services/TGATE0001/BGATE0001/gAtEw3bh00kS3cretPath"
 
 

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import ROOT, run_suite
 from tests.fakes import serve
 
+pytestmark = pytest.mark.sandbox
+
 JSON = "application/json"
 HEALTHY = {
     "/api/health": (200, JSON, json.dumps({"status": "ok", "version": "9.9"}), 0),

@@ -12,6 +12,8 @@ import pytest
 from playbook.sandbox.kube.errors import ApiError
 from playbook.sandbox.kube.resources import Registry, Resource
 
+pytestmark = pytest.mark.unit
+
 NS = "security-dashboard"
 
 

@@ -25,6 +25,8 @@ from playbook.sandbox import control
 from playbook.sandbox.state import pid_alive
 from tests.conftest import Sandbox, start_sandbox, stop_sandbox
 
+pytestmark = pytest.mark.sandbox
+
 NS = "security-dashboard"
 NAME = "security-dashboard-backend"
 IMAGE = "registry.sandbox.local/security-dashboard-backend"

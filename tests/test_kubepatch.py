@@ -16,6 +16,8 @@ from playbook.sandbox.kube.selectors import field_matcher, label_matcher
 from playbook.sandbox.kube.times import parse_duration
 from playbook.sandbox.kube.workload import image_tag
 
+pytestmark = pytest.mark.unit
+
 POD = {"metadata": {"name": "p", "labels": {"app": "a", "tier": "web"}},
        "spec": {"containers": [{"name": "backend", "image": "x:1", "ports": [
            {"containerPort": 80}]}, {"name": "sidecar", "image": "s:1"}]}}

@@ -25,6 +25,8 @@ from kubernetes import config as k8s_config
 from playbook.probes.kube import Kube
 from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
 
+pytestmark = pytest.mark.sandbox
+
 CHECKS = "checks/test_kubernetes.py"
 NS = "security-dashboard"
 NAME = "security-dashboard-backend"

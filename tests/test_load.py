@@ -128,6 +128,7 @@ def variant(sandbox: Sandbox, tmp: Path, **changes: Any) -> Path:
 # --- the runner ------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_smoke_passes_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "smoke")
     assert run.code == 0, run.output
@@ -149,6 +150,7 @@ def test_smoke_passes_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     assert "load smoke" in run.output and "rps" in run.output and "p95" in run.output
 
 
+@pytest.mark.sandbox
 def test_slow_sandbox_fails_the_latency_threshold(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):
         run = playbook_load(sb.path, tmp_path, "--profile", "smoke")
@@ -159,6 +161,7 @@ def test_slow_sandbox_fails_the_latency_threshold(sb: Sandbox, tmp_path: Path) -
     assert run.threshold("http_req_failed", "rate<0.01")["passed"]  # slow, not erroring
 
 
+@pytest.mark.sandbox
 def test_erroring_sandbox_aborts_early(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, error_rate=0.5):
         run = playbook_load(sb.path, tmp_path, "--profile", "long")
@@ -172,6 +175,7 @@ def test_erroring_sandbox_aborts_early(sb: Sandbox, tmp_path: Path) -> None:
     assert run.wall < 25, run.wall
 
 
+@pytest.mark.sandbox
 def test_workers_aggregate_on_the_master(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "smoke", "--workers", "2")
     assert run.code == 0, run.output
@@ -186,6 +190,7 @@ def test_workers_aggregate_on_the_master(sb: Sandbox, tmp_path: Path) -> None:
         2 * s["totals"]["requests"]
 
 
+@pytest.mark.sandbox
 def test_master_for_stock_workers_started_elsewhere(sb: Sandbox, tmp_path: Path) -> None:
     """deploy/: `playbook load --expect-workers` is the master for stock `locust --worker`s."""
     port = free_port_block(1)
@@ -215,6 +220,7 @@ def test_master_for_stock_workers_started_elsewhere(sb: Sandbox, tmp_path: Path)
     assert s["totals"]["checks_passed"] == 2 * s["totals"]["requests"]
 
 
+@pytest.mark.unit
 def test_deploy_configmap_carries_the_locustfile() -> None:
     cm = yaml.safe_load((ROOT / "deploy" / "locust-configmap.yaml").read_text())
     assert cm["data"]["locustfile.py"] == (ROOT / "loadtests" / "locustfile.py").read_text(), \
@@ -229,6 +235,7 @@ def test_deploy_configmap_carries_the_locustfile() -> None:
             assert vols[0]["configMap"]["name"] == cm["metadata"]["name"]
 
 
+@pytest.mark.sandbox
 def test_stages_ramp_up_and_down(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "ramp")
     assert run.code == 0, run.output
@@ -241,6 +248,7 @@ def test_stages_ramp_up_and_down(sb: Sandbox, tmp_path: Path) -> None:
     assert max(users) == 8 and users[-1] < 8 and peak > 0, users
 
 
+@pytest.mark.sandbox
 def test_locustfile_runs_standalone(sb: Sandbox, tmp_path: Path) -> None:
     """`locust -f loadtests/locustfile.py --host URL` works without the runner."""
     proc = subprocess.run([str(Path(sys.executable).parent / "locust"), "-f",
@@ -255,6 +263,7 @@ def test_locustfile_runs_standalone(sb: Sandbox, tmp_path: Path) -> None:
     assert "checks: 100.00% passed" in out
 
 
+@pytest.mark.sandbox
 def test_run_never_outlives_its_bound(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):  # requests are in flight when the time is up
         run = playbook_load(sb.path, tmp_path, "--profile", "bounded")
@@ -266,6 +275,7 @@ def test_run_never_outlives_its_bound(sb: Sandbox, tmp_path: Path) -> None:
     assert run.code == 1 and not s["aborted"]  # abort_on_fail is off: judged at the end
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("thresholds, sentence", [
     ({"http_req_duratoin": ["p(95)<2000"]}, "unknown metric 'http_req_duratoin'"),
     ({"http_req_duration{name:/api/nope}": ["p(95)<2000"]}, "unknown endpoint '/api/nope'"),
@@ -280,12 +290,14 @@ def test_bad_threshold_is_rejected_before_the_run(sb: Sandbox, tmp_path: Path,
     assert "load smoke" not in run.output and not run.summary  # no load was started
 
 
+@pytest.mark.sandbox
 def test_unknown_load_profile_is_rejected(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "soak")
     assert run.code == 2
     assert "no load profile 'soak' (known: smoke, long, bounded, ramp)" in run.output
 
 
+@pytest.mark.sandbox
 def test_unreachable_target_exits_2_with_a_sentence(sb: Sandbox, tmp_path: Path) -> None:
     port = free_port_block(1)
     run = playbook_load(variant(sb, tmp_path, base_url=f"http://127.0.0.1:{port}"), tmp_path)
@@ -298,6 +310,7 @@ def test_unreachable_target_exits_2_with_a_sentence(sb: Sandbox, tmp_path: Path)
 # --- the pytest gate (loadtests/) ------------------------------------------------------------
 
 
+@pytest.mark.sandbox
 def test_gate_green_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     res = run_suite(sb.path, "loadtests", tmp=tmp_path, extra=["--load-profile", "smoke"])
     assert res.returncode == 0, res.output
@@ -314,6 +327,7 @@ def test_gate_green_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     assert {"report.html", "summary.json", "locust_stats.csv"} <= names
 
 
+@pytest.mark.sandbox
 def test_gate_red_names_the_threshold(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):
         res = run_suite(sb.path, "loadtests", tmp=tmp_path, extra=["--load-profile", "smoke"])
@@ -326,6 +340,7 @@ def test_gate_red_names_the_threshold(sb: Sandbox, tmp_path: Path) -> None:
     assert "limit < 400 ms" in msg and " ms over " in msg  # limit and value
 
 
+@pytest.mark.sandbox
 def test_gate_unreachable_target_is_a_sentence(sb: Sandbox, tmp_path: Path) -> None:
     port = free_port_block(1)
     res = run_suite(variant(sb, tmp_path, base_url=f"http://127.0.0.1:{port}"), "loadtests",

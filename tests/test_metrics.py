@@ -30,6 +30,8 @@ from playbook.probes.prometheus import Prometheus, wait_for_alert
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
 from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
 
+pytestmark = pytest.mark.sandbox
+
 METRICS = "checks/test_metrics.py"
 ALERTING = "checks/test_alerting.py"
 

@@ -13,6 +13,8 @@ import yaml
 from playbook import config
 from playbook.sandbox import monitoring
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 MON = ROOT / "monitoring"
 

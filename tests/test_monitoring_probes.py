@@ -17,6 +17,8 @@ from playbook.probes import alertmanager as am_probe
 from playbook.probes.http import http_client
 from playbook.probes.prometheus import Prometheus, active_alerts
 
+pytestmark = pytest.mark.unit
+
 URL = "http://prom.test"
 
 

@@ -21,6 +21,8 @@ import yaml
 from playbook import cli, notify
 from playbook import config as profiles
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 SLACK_TOKEN = "T0SECRET/B0SECRET/xoxWebhookSecret42"
 ROUTING_KEY = "R0UTINGKEYsecret0123456789abcdef"

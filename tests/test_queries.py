@@ -10,6 +10,8 @@ import pytest
 
 from playbook import config, queries
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 JOB, WINDOW = "security-dashboard-backend", "5m"
 

@@ -93,6 +93,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Generated]:
         server.server_close()
 
 
+@pytest.mark.sandbox
 def test_report_files(generated: Generated) -> None:
     rep = generated.report
     assert rep.index.is_file() and rep.results >= 5
@@ -118,6 +119,7 @@ def test_report_files(generated: Generated) -> None:
     assert "Profile=fake" in env and f"Target={generated.target}" in env
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("message, category", [
     ("GET http://x/api/health: connection refused - nothing is listening there", 0),
     ("GET http://x/api/status: no answer within 0.5 s (timeout)", 0),
@@ -129,6 +131,7 @@ def test_unreachable_category_pattern(message: str, category: int) -> None:
     assert bool(matches) == (category == 0)
 
 
+@pytest.mark.sandbox
 def test_report_in_chromium(generated: Generated) -> None:
     home = visible_text(chromium("--dump-dom", generated.url))
     # The suites and every failed check, with the environment.
@@ -165,6 +168,7 @@ def test_report_in_chromium(generated: Generated) -> None:
         shutil.copyfile(shot, DOCS_SHOT)
 
 
+@pytest.mark.unit
 def test_links_point_at_playbook_sections() -> None:
     sections = set(plugin.SECTION_BY_MODULE.values()) | set(
         plugin.SECTION_BY_INCIDENT_TYPE.values()) | {
@@ -182,6 +186,7 @@ def test_links_point_at_playbook_sections() -> None:
     assert not missing, f"not a PLAYBOOK.md heading: {missing}"
 
 
+@pytest.mark.unit
 def test_report_without_results_or_allure(tmp_path: Path) -> None:
     with pytest.raises(report.ReportError, match=r"no Allure results at .* run the checks"):
         report.generate(tmp_path / "nothing", tmp_path / "out")
@@ -197,6 +202,7 @@ def test_report_without_results_or_allure(tmp_path: Path) -> None:
     assert proc.stderr.startswith("playbook: report: no Allure results at ")
 
 
+@pytest.mark.sandbox
 def test_report_open_serves_on_loopback(generated: Generated, tmp_path: Path) -> None:
     results = tmp_path / "allure-results"
     shutil.copytree(generated.results, results)

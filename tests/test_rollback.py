@@ -69,6 +69,7 @@ def rollback_failures(result: Any) -> dict[str, dict[str, str]]:
     return {name: f for name in ROLLBACK_TESTS if (f := result.failure(name))}
 
 
+@pytest.mark.sandbox
 def test_healthy_sandbox_can_be_rolled_back(sb: Sandbox, api: k8s.ApiClient,
                                             tmp_path: Path) -> None:
     before = rollout(api)
@@ -94,6 +95,7 @@ def test_healthy_sandbox_can_be_rolled_back(sb: Sandbox, api: k8s.ApiClient,
     assert result.returncode == 0, result.output
 
 
+@pytest.mark.sandbox
 def test_sandbox_dry_run_changes_nothing(sb: Sandbox, api: k8s.ApiClient) -> None:
     """dryRun=All as the real API server: the would-be object, validation errors, no write;
     an unknown directive is refused (400), never a real write."""
@@ -119,6 +121,7 @@ def test_sandbox_dry_run_changes_nothing(sb: Sandbox, api: k8s.ApiClient) -> Non
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
+@pytest.mark.sandbox
 def test_stable_selector_matching_nothing(sb: Sandbox, api: k8s.ApiClient,
                                           tmp_path: Path) -> None:
     core = k8s.CoreV1Api(api)
@@ -140,6 +143,7 @@ def test_stable_selector_matching_nothing(sb: Sandbox, api: k8s.ApiClient,
         "selector or the pods' labels")
 
 
+@pytest.mark.sandbox
 def test_dry_run_refused(sb: Sandbox, tmp_path: Path) -> None:
     """A read-only identity: the reads work, the rollback's dry run is refused (403)."""
     viewer = variant(sb, tmp_path, kubernetes={"context": "sandbox-viewer"})
@@ -157,6 +161,7 @@ def test_dry_run_refused(sb: Sandbox, tmp_path: Path) -> None:
     assert f["message"].endswith("- grant its identity patch access to it (RBAC)")
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("broken", ["unreachable", "bad token"])
 def test_kubernetes_api_unusable(sb: Sandbox, tmp_path: Path, broken: str) -> None:
     kubeconfig = yaml.safe_load((sb.dir / "kubeconfig").read_text())
@@ -183,6 +188,7 @@ def test_kubernetes_api_unusable(sb: Sandbox, tmp_path: Path, broken: str) -> No
                                 f"at {server} {why}")
 
 
+@pytest.mark.sandbox
 def test_history_limit_zero_then_no_previous_revision(sb: Sandbox, api: k8s.ApiClient,
                                                       tmp_path: Path) -> None:
     custom = k8s.CustomObjectsApi(api)
@@ -229,6 +235,7 @@ def gh_profile(tmp: Path, url: str) -> Path:
     return path
 
 
+@pytest.mark.sandbox
 def test_failed_deploy_in_the_last_hour_is_p2(tmp_path: Path) -> None:
     runs = [run(42, "failure", 20, sha="badc0ffee1234"), run(41, "success", 180)]
     with fake_github(runs) as gh:
@@ -248,6 +255,7 @@ def test_failed_deploy_in_the_last_hour_is_p2(tmp_path: Path) -> None:
     assert TOKEN not in result.output
 
 
+@pytest.mark.sandbox
 def test_old_failure_passes_and_runs_are_attached(tmp_path: Path) -> None:
     runs = [run(43, "success", 5), run(42, "failure", 90)]
     with fake_github(runs) as gh:
@@ -258,6 +266,7 @@ def test_old_failure_passes_and_runs_are_attached(tmp_path: Path) -> None:
     assert [[r["run_number"] for r in a] for a in attached if isinstance(a, list)] == [[43, 42]]
 
 
+@pytest.mark.sandbox
 def test_no_token_skips_with_reason(tmp_path: Path) -> None:
     with fake_github([]) as gh:
         path = gh_profile(tmp_path, gh.url)
@@ -277,6 +286,7 @@ def runs_of(section: config.Github) -> DeploysObservation:
         return recent_runs(section, client)
 
 
+@pytest.mark.unit
 def test_bad_credentials(tmp_path: Path) -> None:
     with fake_github([run(1, "success", 1)]) as gh:
         obs = runs_of(gh_config(gh.url, "ghp_wrong_token_value"))
@@ -286,6 +296,7 @@ def test_bad_credentials(tmp_path: Path) -> None:
     assert "ghp_wrong_token_value" not in obs.error
 
 
+@pytest.mark.unit
 def test_rate_limited() -> None:
     with fake_github([run(1, "success", 1)]) as gh:
         gh.mode = "ratelimit"
@@ -296,6 +307,7 @@ def test_rate_limited() -> None:
     assert obs.error.endswith("Z - use a token with its own quota or query less often")
 
 
+@pytest.mark.unit
 def test_malformed_answer() -> None:
     with fake_github([]) as gh:
         gh.mode = "html"
@@ -304,6 +316,7 @@ def test_malformed_answer() -> None:
         "/runs: expected the API's JSON with `workflow_runs`, got: <html>proxy login</html>")
 
 
+@pytest.mark.unit
 def test_unreachable_and_wrong_repo() -> None:
     obs = runs_of(gh_config("http://127.0.0.1:9"))
     assert obs.error == (f"GET http://127.0.0.1:9/repos/{REPO}/actions/workflows/{WORKFLOW}/runs"

@@ -9,7 +9,11 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Sandbox, run_suite
+
+pytestmark = pytest.mark.sandbox
 
 CHECKS = ("checks/test_health.py", "checks/test_readiness.py")
 

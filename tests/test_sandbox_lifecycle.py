@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from playbook import config
 from playbook.sandbox import control
 from playbook.sandbox.state import pid_alive
@@ -21,6 +23,7 @@ def playbook(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.sandbox
 def test_up_status_down(tmp_path: Path) -> None:
     path = write_sandbox_profile(tmp_path)
     profile = config.load(str(path))
@@ -58,6 +61,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     shutil.rmtree(profile.sandbox.state_dir, ignore_errors=True)
 
 
+@pytest.mark.sandbox
 def test_down_after_supervisor_sigkill_cleans_up(tmp_path: Path) -> None:
     """The supervisor died hard: `down` still finds and stops every child from the state."""
     path = write_sandbox_profile(tmp_path)
@@ -72,6 +76,7 @@ def test_down_after_supervisor_sigkill_cleans_up(tmp_path: Path) -> None:
     assert not [p for p in children if pid_alive(p)]
 
 
+@pytest.mark.sandbox
 def test_up_refuses_a_busy_port(tmp_path: Path) -> None:
     import socket
 
@@ -86,6 +91,7 @@ def test_up_refuses_a_busy_port(tmp_path: Path) -> None:
             in result.stderr)
 
 
+@pytest.mark.unit
 def test_not_a_sandbox_profile() -> None:
     result = playbook("sandbox", "up", "--env", "staging")
     assert result.returncode == 3

@@ -11,6 +11,8 @@ import pytest
 from playbook import config, secrets
 from playbook.secrets import Redactor, sanitize
 
+pytestmark = pytest.mark.unit
+
 # Built from parts so that no secret scanner mistakes the fixtures for real ones.
 HOOK = "https://hooks.slack.com/services/" + "T0TEST/B0TEST/h00kS3cretV4lue"
 KNOWN = "kn0wn-S3cret/Value+1234"

@@ -50,6 +50,7 @@ def _line(t: float, text: str, pod: str = "p") -> LogLine:
     return LogLine(pod, dt.datetime.fromtimestamp(t, dt.UTC), text)
 
 
+@pytest.mark.unit
 def test_burst_detection_is_a_sliding_window() -> None:
     fail = json.dumps({"event": "authentication_failed", "source": "10.0.0.9"})
     lines = [_line(0, "FATAL boom"), *[_line(100 + i * 2, fail) for i in range(25)],
@@ -63,6 +64,7 @@ def test_burst_detection_is_a_sliding_window() -> None:
     assert sec.densest([], 60).count == 0
 
 
+@pytest.mark.unit
 def test_netpol_semantics() -> None:
     pods = [("http://a", 1, {"app": "b", "version": "stable"}), ("http://c", 2, {"app": "x"})]
     emergency = {"metadata": {"name": "iso"}, "spec": isolate.manifest(
@@ -90,6 +92,7 @@ def test_netpol_semantics() -> None:
                                         "spec.ingress[0].from[0].ipBlock.except[0]"]
 
 
+@pytest.mark.unit
 def test_isolation_manifest_splits_address_families() -> None:
     m = isolate.manifest("iso", "security-dashboard", "app=security-dashboard-backend",
                          ["203.0.113.7", "2001:db8::1/128"])
@@ -101,6 +104,7 @@ def test_isolation_manifest_splits_address_families() -> None:
         isolate.manifest("iso", "ns", "app!=x", ["10.0.0.1"])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("base_url, source, why", [
     ("https://security.candlefish.ai", "127.0.0.66", "runs against loopback only"),
     ("http://127.0.0.1:1", "10.1.2.3", "is not a loopback address"),
@@ -145,12 +149,14 @@ def wait_alert_inactive(c: GameDay, timeout: float = 30) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.sandbox
 def test_checks_green_on_a_quiet_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     run = run_suite(sb.path, CHECKS, tmp=tmp_path)
     assert run.verdict.get("verdict") == "healthy", run.output
     assert "5 passed, 1 skipped" in run.output, run.output  # HSTS: http, not https
 
 
+@pytest.mark.sandbox
 def test_networkpolicies_in_the_sandbox(sb: Sandbox, ctx: GameDay) -> None:
     """The Kubernetes API stores them (as the kubernetes client speaks it); the front refuses
     the isolated source with 403 and admits the others; policies add up; X-Forwarded-For from
@@ -216,6 +222,7 @@ def test_networkpolicies_in_the_sandbox(sb: Sandbox, ctx: GameDay) -> None:
     assert spoof and spoof[0]["source"] == "127.0.0.1", spoof
 
 
+@pytest.mark.sandbox
 def test_gameday_revert_removes_a_left_over_isolation(sb: Sandbox, ctx: GameDay,
                                                       tmp_path: Path) -> None:
     """After a SIGKILL mid-drill, `playbook gameday revert` replays the journal: the burst died
@@ -230,6 +237,7 @@ def test_gameday_revert_removes_a_left_over_isolation(sb: Sandbox, ctx: GameDay,
     assert api.list_namespaced_network_policy("security-dashboard").items == []
 
 
+@pytest.mark.sandbox
 def test_the_drill_passes(sb: Sandbox, tmp_path: Path) -> None:
     run = run_suite(sb.path, "gameday/test_credential_stuffing.py", tmp=tmp_path)
     assert run.verdict.get("verdict") == "healthy", run.output
@@ -264,6 +272,7 @@ def _run_variant(sb: Sandbox, c: GameDay, tmp: Path, **variant: Any) -> drill.Re
     return result
 
 
+@pytest.mark.sandbox
 def test_without_isolation_the_drill_fails_at_mitigation(sb: Sandbox, ctx: GameDay,
                                                          tmp_path: Path) -> None:
     wait_alert_inactive(ctx)
@@ -278,6 +287,7 @@ def test_without_isolation_the_drill_fails_at_mitigation(sb: Sandbox, ctx: GameD
     assert result.timeline.at("notification delivered") is not None  # it got that far
 
 
+@pytest.mark.sandbox
 def test_checks_red_after_a_burst(sb: Sandbox, ctx: GameDay, tmp_path: Path) -> None:
     fault = CredentialStuffing(max_seconds=12, max_attempts=200)
     fault.inject(ctx)
@@ -309,6 +319,7 @@ def test_checks_red_after_a_burst(sb: Sandbox, ctx: GameDay, tmp_path: Path) -> 
                for a in attached)
 
 
+@pytest.mark.sandbox
 def test_without_the_alert_rule_the_drill_fails_at_detection(sb: Sandbox, ctx: GameDay,
                                                              tmp_path: Path) -> None:
     """The sandbox's Prometheus loads <state_dir>/monitoring/rules: without the rendered
@@ -380,6 +391,7 @@ def _closed_port() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+@pytest.mark.sandbox
 def test_open_admin_endpoint_missing_headers_and_refused_credentials(tmp_path: Path) -> None:
     service = {"/api/admin/users": (200, JSON, json.dumps({"items": [{"username": "admin"}]}), 0),
                "/api/admin/audit": (401, JSON, "{}", 0),
@@ -411,6 +423,7 @@ def test_open_admin_endpoint_missing_headers_and_refused_credentials(tmp_path: P
                                       f"{kube} refused the credentials (401 Unauthorized)")
 
 
+@pytest.mark.sandbox
 def test_throttled_and_unreachable(tmp_path: Path) -> None:
     dead = _closed_port()
     with serve({}, default=(429, JSON, "{}", 0)) as prom:
@@ -430,6 +443,7 @@ def test_throttled_and_unreachable(tmp_path: Path) -> None:
     assert headers is not None and "connection refused" in headers["message"]
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize("prom_route, expected", [
     pytest.param((200, "text/html", "<html><body>Sign in</body></html>", 0),
                  "answered an HTML page (HTTP 200, text/html) instead of the API's JSON",

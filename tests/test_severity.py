@@ -7,6 +7,8 @@ import pytest
 from playbook import severity as sev
 from playbook.config import Slo
 
+pytestmark = pytest.mark.unit
+
 
 def test_order_and_caps() -> None:
     assert sev.worst(["P2", "P0", "P3", "nonsense"]) == "P0" and sev.worst([]) is None

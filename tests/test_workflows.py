@@ -20,6 +20,8 @@ import yaml
 from playbook import cli
 from playbook import config as profiles
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
