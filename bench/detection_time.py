@@ -3,8 +3,8 @@ the monitoring's intervals set.
 
     .venv/bin/python bench/detection_time.py [--trials 5] [--profile PATH]
 
-Without --profile it starts its own sandbox on free ports (tests/conftest.py) and stops it at
-the end; with --profile it uses a running sandbox. Each trial freezes every backend replica
+Without --profile it starts its own sandbox on free ports (playbook.sandbox.launch) and stops
+it at the end; with --profile it uses a running sandbox. Each trial freezes every backend replica
 (SIGSTOP: the supervisor would restart killed ones at once, so their scrapes fail only by
 timing out, as a hung pod's would), then polls Prometheus's /api/v1/alerts and the sink every
 20 ms, and resumes the replicas (SIGCONT) once the page arrived or the trial timed out.
@@ -38,6 +38,7 @@ from playbook.probes import prometheus as prom_probe  # noqa: E402
 from playbook.probes.alertmanager import Alertmanager  # noqa: E402
 from playbook.probes.prometheus import Prometheus, active_alerts  # noqa: E402
 from playbook.sandbox import control  # noqa: E402
+from playbook.sandbox.launch import start_sandbox, stop_sandbox  # noqa: E402
 
 ALERT = "BackendDown"
 POLL = 0.02
@@ -104,8 +105,6 @@ def main() -> None:
     if args.profile:
         profile = config.load(args.profile)
     else:
-        from tests.conftest import start_sandbox
-
         sb = start_sandbox(Path(tempfile.mkdtemp(prefix="bench-detect-")))
         profile = sb.profile
     assert profile.prometheus and profile.alertmanager
@@ -123,8 +122,6 @@ def main() -> None:
                     for k, v in r.items()), flush=True)
     finally:
         if sb is not None:
-            from tests.conftest import stop_sandbox
-
             stop_sandbox(sb)
     floor = parts["scrape_interval"] + parts["evaluation_interval"] + parts["for"] + \
         parts["group_wait"]

@@ -3,7 +3,7 @@ serial against two xdist workers, side by side in one run (rounds alternate).
 
     .venv/bin/python bench/validation_time.py [--rounds 3]
 
-Starts its own sandbox on free ports (tests/conftest.py) and stops it at the end.
+Starts its own sandbox on free ports (playbook.sandbox.launch) and stops it at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import _local_aws_env, start_sandbox, stop_sandbox  # noqa: E402
+from playbook.sandbox.launch import local_aws_env, start_sandbox, stop_sandbox  # noqa: E402
 
 VARIANTS = {"serial": [], "xdist -n 2": ["-n", "2"]}
 
@@ -32,7 +32,7 @@ def main() -> None:
     sb = start_sandbox(Path(tempfile.mkdtemp()))
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     try:
-        env = {**os.environ, **_local_aws_env(sb.path),
+        env = {**os.environ, **local_aws_env(sb.path),
                "PLAYBOOK_REPORTS": tempfile.mkdtemp()}
         for _ in range(args.rounds):
             for name, extra in VARIANTS.items():

@@ -30,7 +30,8 @@ import pytest
 from playbook import config
 from playbook.probes import aws as aws_probe
 from playbook.probes.aws import local_credentials_env
-from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox, write_sandbox_profile
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox, write_sandbox_profile
+from tests.conftest import run_suite
 
 CHECKS = "checks/test_aws.py"
 

@@ -20,7 +20,8 @@ import pytest
 
 from playbook import config
 from playbook.probes import database as db_probe
-from tests.conftest import Sandbox, run_suite, write_sandbox_profile
+from playbook.sandbox.launch import Sandbox, write_sandbox_profile
+from tests.conftest import run_suite
 
 CHECKS = "checks/test_database.py"
 SECRET = "sandbox-only"  # the sandbox's password: must appear in no output

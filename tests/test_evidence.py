@@ -20,7 +20,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from playbook import config, evidence
-from tests.conftest import ROOT, Sandbox, run_suite, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
+from tests.conftest import ROOT, run_suite
 from tests.fake_github import TOKEN, fake_github, github_section, run
 
 NS = "security-dashboard"

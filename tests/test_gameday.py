@@ -24,7 +24,8 @@ from playbook.faults.aws import RdsReboot, TargetsDeregistered
 from playbook.faults.base import FaultRefused, Journal, injected
 from playbook.faults.context import GameDay
 from playbook.faults.kube import BadDeploy, NetworkPartition, PodsDeleted, ScaledToZero
-from tests.conftest import ROOT, Sandbox, _local_aws_env, run_suite, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, local_aws_env, start_sandbox, stop_sandbox
+from tests.conftest import ROOT, run_suite
 
 pytestmark = pytest.mark.sandbox
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     sandbox = start_sandbox(tmp_path_factory.mktemp("gameday"))
-    os.environ.update(_local_aws_env(sandbox.path))
+    os.environ.update(local_aws_env(sandbox.path))
     try:
         yield sandbox
     finally:
@@ -165,7 +166,7 @@ def test_signals_during_a_drill_leave_nothing_injected(sb: Sandbox, ctx: GameDay
                                                        sig: signal.Signals) -> None:
     wait_healthy(ctx)
     reports = tmp_path / "reports"
-    env = {**os.environ, **_local_aws_env(sb.path), "PLAYBOOK_REPORTS": str(reports)}
+    env = {**os.environ, **local_aws_env(sb.path), "PLAYBOOK_REPORTS": str(reports)}
     proc = subprocess.Popen([sys.executable, "-m", "playbook.cli", "gameday", "--scenario",
                              "backend_outage", "--env", str(sb.path)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Sandbox, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
+from tests.conftest import ROOT
 from tests.test_notify import fake_service, slack
 
 pytestmark = pytest.mark.sandbox

@@ -22,8 +22,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from playbook.sandbox import control
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
 from playbook.sandbox.state import pid_alive
-from tests.conftest import Sandbox, start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.sandbox
 

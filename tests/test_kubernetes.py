@@ -23,7 +23,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from playbook.probes.kube import Kube
-from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
+from tests.conftest import run_suite
 
 pytestmark = pytest.mark.sandbox
 

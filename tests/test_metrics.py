@@ -27,8 +27,9 @@ from playbook import queries
 from playbook.clients import Clients
 from playbook.probes.alertmanager import Alertmanager, receiver_kind, wait_for_notification
 from playbook.probes.prometheus import Prometheus, wait_for_alert
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
 from playbook.sandbox.state import CHAOS_FILE, read_json, write_json
-from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
+from tests.conftest import run_suite
 
 pytestmark = pytest.mark.sandbox
 

@@ -16,7 +16,8 @@ from kubernetes import config as k8s_config
 from playbook import config
 from playbook.clients import github_client
 from playbook.probes.deploys import DeploysObservation, recent_runs
-from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
+from tests.conftest import run_suite
 from tests.fake_github import REPO, TOKEN, WORKFLOW, fake_github, github_section, run
 
 NS = "security-dashboard"
@@ -229,7 +230,7 @@ GH_CHECK = f"{CHECKS}::test_no_failed_deploy_in_the_last_hour"
 
 def gh_profile(tmp: Path, url: str) -> Path:
     """The sandbox profile plus a github section (no sandbox needed for this check)."""
-    from tests.conftest import write_sandbox_profile
+    from playbook.sandbox.launch import write_sandbox_profile
 
     path = write_sandbox_profile(tmp, github=github_section(url))
     return path

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox, run_suite
+from playbook.sandbox.launch import Sandbox
+from tests.conftest import run_suite
 
 pytestmark = pytest.mark.sandbox
 

@@ -14,8 +14,9 @@ import pytest
 
 from playbook import config
 from playbook.sandbox import control
+from playbook.sandbox.launch import write_sandbox_profile
 from playbook.sandbox.state import pid_alive
-from tests.conftest import ROOT, write_sandbox_profile
+from tests.conftest import ROOT
 
 
 def playbook(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

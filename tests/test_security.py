@@ -31,7 +31,8 @@ from playbook.faults.context import GameDay
 from playbook.faults.security import CredentialStuffing, client_from
 from playbook.probes.kube import Kube, LogLine
 from playbook.sandbox.kube import netpol
-from tests.conftest import Sandbox, run_suite, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import Sandbox, start_sandbox, stop_sandbox
+from tests.conftest import run_suite
 from tests.fakes import serve
 
 # The drill's module (gameday/ is not a package: a namespace import), for its variants.

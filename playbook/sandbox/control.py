@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playbook import config
+from playbook import config, paths
 from playbook.sandbox.state import STATE_FILE, pid_alive, read_json
 
 
@@ -24,7 +24,7 @@ def state_dir(profile: config.Profile) -> Path:
     if profile.sandbox is None:
         raise SandboxError(f"profile {profile.name} ({profile.source}) has no `sandbox` section:"
                            " only a sandbox profile such as `local` can be started here")
-    return Path(profile.sandbox.state_dir).resolve()
+    return paths.sandbox_state(profile)
 
 
 def read_state(profile: config.Profile) -> dict[str, Any] | None:
