@@ -162,14 +162,14 @@ def run_k6(url: str, seconds: int, conc: int, tmp: Path) -> Sample:
     return Sample("k6", count, int(failed), dur, cpu)
 
 
-def run_locust(port: int, seconds: int, conc: int, tmp: Path, client: str = "fasthttp",
-               workers: int = 0) -> Sample:
+def run_locust(port: int, seconds: int, conc: int, tmp: Path, client: str = "playbook",
+               session: str = "", workers: int = 0) -> Sample:
     reports = tmp / "reports"
     out, cpu = measured([str(BIN / "playbook"), "load", "--env", "bench/profile.yaml",
                          "--profile", "bench", "--workers", str(workers)], seconds + 90,
                         env={"BENCH_PORT": str(port), "BENCH_USERS": str(conc),
                              "BENCH_SECONDS": str(seconds), "PLAYBOOK_REPORTS": str(reports),
-                             "BENCH_CLIENT": client})
+                             "BENCH_CLIENT": client, "BENCH_SESSION": session})
     m = re.search(r"load: reports in (.+)", out)
     if not m:
         raise RuntimeError(f"playbook load gave no report:\n{out}")
@@ -181,7 +181,7 @@ def run_locust(port: int, seconds: int, conc: int, tmp: Path, client: str = "fas
 
 
 def run_tool(tool: str, url: str, port: int, seconds: int, conc: int, tmp: Path) -> Sample:
-    """wrk | k6 | locust[-nocookies|-raw|-lean][-wN]"""
+    """wrk | k6 | locust[-fasthttp|-ghc|-httptools][-wN]"""
     if tool == "wrk":
         s = run_wrk(url, seconds, conc)
     elif tool == "k6":
@@ -189,10 +189,12 @@ def run_tool(tool: str, url: str, port: int, seconds: int, conc: int, tmp: Path)
     elif tool.startswith("locust"):
         parts = tool.split("-")[1:]
         workers = int(parts.pop()[1:]) if parts and re.fullmatch(r"w\d+", parts[-1]) else 0
-        client = parts[0] if parts else "fasthttp"
-        if client not in ("fasthttp", "nocookies", "raw", "lean"):
-            raise SystemExit(f"unknown Locust client {client} in {tool}")
-        s = run_locust(port, seconds, conc, tmp, client, workers)
+        variant = parts[0] if parts else ""
+        if variant not in ("", "fasthttp", "ghc", "httptools"):
+            raise SystemExit(f"unknown Locust client {variant} in {tool}")
+        client = "fasthttp" if variant == "fasthttp" else "playbook"
+        session = variant if variant in ("ghc", "httptools") else ""
+        s = run_locust(port, seconds, conc, tmp, client, session, workers)
     else:
         raise SystemExit(f"unknown tool {tool}")
     s.tool = tool
@@ -256,8 +258,8 @@ def main() -> int:
     p.add_argument("--short", type=int, default=2,
                    help="seconds of the short run whose difference gives the steady cost (0: none)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--tools", default="wrk,k6,locust,locust-nocookies,locust-raw,locust-lean,"
-                   "locust-lean-w2")
+    p.add_argument("--tools", default="wrk,k6,locust,locust-fasthttp,locust-ghc,"
+                   "locust-httptools")
     p.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = p.parse_args()
     if not 1 <= args.seconds <= 120 or not 1 <= args.concurrency <= 200 or \

@@ -10,25 +10,50 @@ wrong is a failed request (response.failure) and a failed check. Checks are also
 endpoint, like k6's `checks` metric, so a "check pass rate" exists; in distributed mode the
 workers send their counts to the master with their stats.
 
-Standalone:  locust -f loadtests/locustfile.py --host http://127.0.0.1:18080
-(web UI on :8089, or --headless -u 10 -r 10 --run-time 30s). The runner (`playbook load`)
-loads this file as a library and reads two things from it: ENDPOINTS (the request names a
-threshold may select) and `environment.checks` (endpoint -> [passed, failed]).
+The users are `LoadUser`s (playbook/loadclient.py): the playbook's HTTP/1.1 client, at k6's CPU
+cost per request (bench/RESULTS.md), or Locust's FastHttpSession with the profile's
+`load.client: fasthttp`.
 
-Only `locust` is imported here, so the file can be shipped alone (deploy/ ConfigMap).
+The ramp is `Ramp`, a LoadTestShape that follows the load plan, so `playbook load`, a plain
+`locust -f` and the master in deploy/ run the same stages. Where the plan comes from:
+- PLAYBOOK_LOAD_PLAN=<file.json>: a plan file (`playbook load` writes one into its run's
+  report directory; deploy/'s ConfigMap ships one, made by deploy/make_configmap.py);
+- otherwise the profile PLAYBOOK_ENV (a bundled name or a path; default `local`) and its load
+  profile PLAYBOOK_LOAD_PROFILE (default `smoke`), read with the playbook package.
+The plan also gives the client's settings (client, timeout, TLS verification) and the default
+host (--host wins). With a shape, Locust ignores -u, -r and --run-time.
+
+Standalone:  PLAYBOOK_ENV=staging PLAYBOOK_LOAD_PROFILE=gate locust -f loadtests/locustfile.py
+(web UI on :8089; --headless to start at once). The runner (`playbook load`) loads this file as
+a library and reads from it: ENDPOINTS (the request names a threshold may select), the shape,
+and `environment.checks` (endpoint -> [passed, failed]).
+
+Only `locust` and the client module are imported here: deploy/'s ConfigMap ships this file with
+playbook/loadclient.py beside it as loadclient.py.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
-from locust import FastHttpUser, between, constant_pacing, events, task
+from locust import between, constant_pacing, events, task
+
+try:
+    from playbook.loadclient import LoadUser, PlanError, PlanShape, configure, current_plan
+except ImportError:  # deploy/: the stock image has no playbook package; the ConfigMap ships it
+    from loadclient import (  # type: ignore[no-redef]
+        LoadUser,
+        PlanError,
+        PlanShape,
+        configure,
+        current_plan,
+    )
 
 HEALTH, READY, STATUS = "/api/health", "/api/ready", "/api/status"
 READ_ENDPOINTS = ("/api/vulnerabilities", "/api/assets", "/api/alerts")
 ENDPOINTS = (HEALTH, READY, STATUS, *READ_ENDPOINTS)
-
-TIMEOUT = 5.0  # seconds per request; the runner sets the profile's service.timeout instead
 
 
 # --- checks (k6's `checks`: a rate of passed assertions) --------------------------------------
@@ -43,6 +68,11 @@ def _checks(environment: Any) -> dict[str, list[int]]:
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
     _checks(environment)
+    try:  # the plan's client settings (and default host) for every user class
+        configure(environment.user_classes, current_plan())
+    except PlanError as e:
+        logging.getLogger("locustfile").error("%s", e)
+        sys.exit(2)
 
 
 @events.report_to_master.add_listener
@@ -92,10 +122,8 @@ def _body_problem(name: str, body: Any) -> str | None:
     return None
 
 
-class DashboardUser(FastHttpUser):
+class DashboardUser(LoadUser):
     abstract = True
-    network_timeout = TIMEOUT
-    connection_timeout = TIMEOUT
 
     def visit(self, path: str) -> None:
         """GET `path`, named by endpoint; two checks: status is 200, body is right."""
@@ -155,6 +183,10 @@ class Viewer(DashboardUser):
     @task(1)
     def status_page(self) -> None:
         self.visit(STATUS)
+
+
+class Ramp(PlanShape):
+    """The load plan's stages (see the docstring): users and spawn rate for each second."""
 
 
 @events.quit.add_listener

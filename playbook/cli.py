@@ -4,6 +4,7 @@
     playbook check [pytest args]               scheduled validation: the checks and a verdict
     playbook demo                              sandbox up, checks, verdict, sandbox down
     playbook load [--profile smoke|gate|stress] [--workers N]   synthetic load, k6-style thresholds
+    playbook load --find-capacity [--profile P]  the knee: req/s before a threshold breaks
                                                (exit 0 passed, 1 a threshold failed, 2 no run)
     playbook notify declared|update|resolved --incident INC-.. [--severity P0] [--send]
                                                the playbook's messages (dry run unless --send)
@@ -132,7 +133,8 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     external = (load.External(args.expect_workers, args.master_bind, args.master_port)
                 if args.expect_workers else None)
-    return load.run(profile, args.profile, workers=args.workers, external=external).exit_code
+    return load.run(profile, args.profile, workers=args.workers, external=external,
+                    find_capacity=args.find_capacity).exit_code
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -373,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --expect-workers: the address to listen on (default 127.0.0.1)")
     ld.add_argument("--master-port", type=int, default=5557,
                     help="with --expect-workers: the port to listen on (default 5557)")
+    ld.add_argument("--find-capacity", action="store_true",
+                    help="step users up (the profile's load.capacity) until a threshold of "
+                    "--profile breaks; report the knee: the highest req/s with every threshold "
+                    "passing")
     ld.add_argument("--env", dest="env", default=argparse.SUPPRESS)
     ld.set_defaults(func=cmd_load)
 

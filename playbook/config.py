@@ -128,11 +128,29 @@ class LoadProfile:
 
 
 @dataclass(frozen=True)
+class LoadCapacity:
+    """`playbook load --find-capacity`: users stepped up until a threshold breaks; bounded."""
+
+    start_users: int = 5
+    step_users: int = 5
+    step_seconds: float = 30.0  # each step's length; its thresholds are judged on it alone
+    max_users: int = 100
+    max_steps: int = 20
+    max_seconds: float = 600.0  # the whole search
+
+
+@dataclass(frozen=True)
 class Load:
     """`playbook load`: Locust runs of the synthetic user journeys, with pass/fail thresholds."""
 
     locustfile: str = "loadtests/locustfile.py"  # relative to the project, or absolute
     profiles: dict[str, LoadProfile] = field(default_factory=dict)
+    # The journeys' HTTP client: the playbook's (playbook/loadclient.py, k6's CPU cost) or
+    # Locust's FastHttpSession.
+    client: typing.Literal["playbook", "fasthttp"] = "playbook"
+    tls_verify: bool = True  # false: load an https:// target without checking its certificate
+    ca_file: str = ""  # a CA bundle to trust for an https:// target instead of the system's
+    capacity: LoadCapacity = field(default_factory=LoadCapacity)
     progress_every: float = 5.0  # seconds between live progress lines
     stop_timeout: float = 5.0  # seconds a stopping run may take before it is cut
 
@@ -539,6 +557,12 @@ def _coerce(tp: Any, value: Any, file: str, key: str) -> Any:
         return {str(k): _coerce(item, v, file, _join(key, str(k))) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, key)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ProfileError(f"{file}: {key}: expected one of {', '.join(map(str, allowed))}, "
+                               f"got {value!r}")
+        return value
     if tp is bool:
         if isinstance(value, bool):
             return value

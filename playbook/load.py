@@ -61,12 +61,15 @@ import locust
 import locust.stats
 from locust.env import Environment
 from locust.html import get_html_report
-from locust.runners import STATE_STOPPED, MasterRunner, Runner
+from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, Runner
+from locust.shape import LoadTestShape
 from locust.stats import StatsEntry
-from locust.util.load_locustfile import is_user_class
+from locust.util.load_locustfile import is_shape_class, is_user_class
 
 from playbook import config as profiles
-from playbook import paths
+from playbook import loadchart, paths
+from playbook.loadchart import COLORS, Mark
+from playbook.loadclient import PLAN_VARIABLE, Plan, PlanShape
 
 ROOT = paths.ROOT
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -189,17 +192,52 @@ def _fmt_limit(t: Threshold) -> str:
     return _fmt(t, t.limit) if t.metric != "http_req_duration" else f"{t.limit:g} ms"
 
 
-class Measure:
-    """Reads threshold values from Locust's statistics (the master's, in distributed mode)."""
+class Snapshot:
+    """Locust's cumulative counters at one moment: a Measure `since` it judges a window (one
+    step of the capacity finder) instead of the whole run."""
 
-    def __init__(self, env: Environment, elapsed: float) -> None:
-        self.env, self.elapsed = env, max(elapsed, 1e-9)
+    def __init__(self, env: Environment) -> None:
+        stats = env.stats
+        self.entries = {key: _counters(e) for key, e in stats.entries.items()}
+        self.total = _counters(stats.total)
+        self.checks = {k: list(v) for k, v in (getattr(env, "checks", None) or {}).items()}
+
+
+def _counters(e: StatsEntry) -> tuple[int, int, float, int, dict[int, int]]:
+    return (e.num_requests, e.num_failures, e.total_response_time, e.total_content_length,
+            dict(e.response_times))
+
+
+def _since(e: StatsEntry, before: tuple[int, int, float, int, dict[int, int]] | None
+           ) -> StatsEntry:
+    if before is None:
+        return e
+    n, f, rt, cl, times = before
+    d = StatsEntry(e.stats, e.name, e.method, use_response_times_cache=False)
+    d.num_requests, d.num_failures = e.num_requests - n, e.num_failures - f
+    d.total_response_time, d.total_content_length = e.total_response_time - rt, \
+        e.total_content_length - cl
+    for k, v in e.response_times.items():
+        if v > times.get(k, 0):
+            d.response_times[k] = v - times.get(k, 0)
+    if d.response_times:  # Locust's rounded buckets: as precise as its percentiles
+        d.min_response_time, d.max_response_time = min(d.response_times), max(d.response_times)
+    return d
+
+
+class Measure:
+    """Reads threshold values from Locust's statistics (the master's, in distributed mode),
+    for the whole run or, `since` a snapshot, for the window after it."""
+
+    def __init__(self, env: Environment, elapsed: float, since: Snapshot | None = None) -> None:
+        self.env, self.elapsed, self.since = env, max(elapsed, 1e-9), since
 
     def entry(self, endpoint: str | None) -> StatsEntry:
-        stats = self.env.stats
+        stats, since = self.env.stats, self.since
         if endpoint is None:
-            return stats.total
-        matching = [e for (name, _), e in stats.entries.items() if name == endpoint]
+            return _since(stats.total, since.total if since else None)
+        matching = [_since(e, since.entries.get(key, (0, 0, 0.0, 0, {})) if since else None)
+                    for key, e in stats.entries.items() if key[0] == endpoint]
         if len(matching) == 1:
             return matching[0]
         merged = StatsEntry(stats, endpoint, "", use_response_times_cache=False)
@@ -209,7 +247,10 @@ class Measure:
 
     def checks(self, endpoint: str | None) -> tuple[int, int]:
         counts: dict[str, list[int]] = getattr(self.env, "checks", None) or {}
-        rows = [counts.get(endpoint, [0, 0])] if endpoint else list(counts.values())
+        before = self.since.checks if self.since else {}
+        names = [endpoint] if endpoint else list(counts)
+        rows = [(counts.get(n, [0, 0])[0] - before.get(n, [0, 0])[0],
+                 counts.get(n, [0, 0])[1] - before.get(n, [0, 0])[1]) for n in names]
         return sum(r[0] for r in rows), sum(r[1] for r in rows)
 
     def value(self, t: Threshold) -> tuple[float | None, int]:
@@ -262,6 +303,21 @@ class Scenario:
     module: ModuleType
     user_classes: list[type]
     endpoints: tuple[str, ...] | None
+    shapes: list[type[LoadTestShape]]
+
+    def shape(self, plan: Plan) -> LoadTestShape:
+        """The locustfile's LoadTestShape, following `plan` (the run's stages)."""
+        if len(self.shapes) != 1:
+            raise LoadError(f"locustfile {self.path} must define one LoadTestShape (`class "
+                            f"Ramp(PlanShape)` from playbook.loadclient), it defines "
+                            f"{len(self.shapes)}")
+        shape = self.shapes[0]()
+        if not isinstance(shape, PlanShape):
+            raise LoadError(f"locustfile {self.path}: its shape {type(shape).__name__} does "
+                            "not follow the load profile; derive it from "
+                            "playbook.loadclient.PlanShape")
+        shape.plan = plan
+        return shape
 
 
 def load_locustfile(path: str | Path) -> Scenario:
@@ -286,7 +342,9 @@ def load_locustfile(path: str | Path) -> Scenario:
     if not users:
         raise LoadError(f"locustfile {p} defines no User class")
     endpoints = getattr(module, "ENDPOINTS", None)
-    return Scenario(p, module, users, tuple(endpoints) if endpoints is not None else None)
+    shapes = [v for v in vars(module).values() if is_shape_class(v)]
+    return Scenario(p, module, users, tuple(endpoints) if endpoints is not None else None,
+                    shapes)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -308,28 +366,18 @@ def _free_port() -> int:
 
 def _preflight(profile: profiles.Profile) -> None:
     """The target must answer HTTP at all before load starts: a dead target is exit 2."""
-    from playbook.clients import Clients
     from playbook.probes import http as http_probe
 
     service = profile.service
     url = service.url(service.endpoints.health)
-    with Clients(profile) as clients:
-        obs = http_probe.get(clients.http, url)
+    # the service's client, with the TLS settings the load itself runs with
+    verify: bool | str = (profile.load.ca_file or True) if profile.load and \
+        profile.load.tls_verify else False
+    with http_probe.http_client(service.timeout, verify=verify) as client:
+        obs = http_probe.get(client, url)
     if obs.status is None:
         raise LoadError(f"the target is unreachable, no load was started: "
                         f"{obs.problem(expect_status=200)}")
-
-
-def _plan(lp: profiles.LoadProfile) -> list[tuple[float, int, float]]:
-    """(start second, users, spawn rate) steps; stages ramp linearly like k6's."""
-    if not lp.stages:
-        return [(0.0, lp.users, lp.spawn_rate)]
-    steps, t, current = [], 0.0, 0
-    for st in lp.stages:
-        rate = abs(st.users - current) / st.duration if st.duration > 0 else float(st.users or 1)
-        steps.append((t, st.users, max(rate, 0.01)))
-        t, current = t + st.duration, st.users
-    return steps
 
 
 @dataclass(frozen=True)
@@ -344,20 +392,42 @@ class External:
 
 def run(profile: profiles.Profile, profile_name: str = "smoke", workers: int = 0,
         reports: Path | None = None, echo: Callable[[str], None] | None = None,
-        external: External | None = None) -> Result:
-    """Run one load profile and judge its thresholds. Never raises for a run that cannot be
-    made: that is Result(exit_code=2) with the sentence in summary["error"]."""
+        external: External | None = None, find_capacity: bool = False) -> Result:
+    """Run one load profile and judge its thresholds (or, with find_capacity, step users up
+    until one breaks). Never raises for a run that cannot be made: that is
+    Result(exit_code=2) with the sentence in summary["error"]."""
     echo = echo or (lambda line: print(line, flush=True))
     try:
-        return _run(profile, profile_name, workers, reports, echo, external)
+        setup = _prepare(profile, profile_name, workers, reports, external, find_capacity)
+        if find_capacity:
+            return _find_capacity(setup, echo)
+        return _run(setup, echo)
     except LoadError as e:
         echo(f"load: {e}")
         return Result(EXIT_ERROR, {"profile": profile_name, "error": str(e), "passed": False,
                                    "exit_code": EXIT_ERROR}, None)
 
 
-def _run(profile: profiles.Profile, name: str, workers: int, reports: Path | None,
-         echo: Callable[[str], None], external: External | None) -> Result:
+@dataclass
+class Setup:
+    """A run that can be made: checked inputs, its report directory and its plan."""
+
+    profile: profiles.Profile
+    section: profiles.Load
+    name: str
+    lp: profiles.LoadProfile
+    scenario: Scenario
+    thresholds: list[Threshold]
+    workers: int
+    external: External | None
+    run_id: str
+    run_dir: Path
+    started: dt.datetime
+    plan: Plan
+
+
+def _prepare(profile: profiles.Profile, name: str, workers: int, reports: Path | None,
+             external: External | None, find_capacity: bool) -> Setup:
     section = profile.load
     if section is None:
         raise LoadError(f"profile {profile.name} ({profile.source}) has no `load` section")
@@ -372,128 +442,187 @@ def _run(profile: profiles.Profile, name: str, workers: int, reports: Path | Non
     if external is not None and (workers or not 1 <= external.count <= 1000):
         raise LoadError("--expect-workers N (1-1000) waits for workers started elsewhere; "
                         "it does not combine with --workers")
+    if find_capacity:
+        _check_capacity(section.capacity)
     scenario = load_locustfile(section.locustfile)
     thresholds = parse_thresholds(lp.thresholds, scenario.endpoints,
                                   f"load.profiles.{name}.thresholds")
+    if find_capacity and not thresholds:
+        raise LoadError(f"--find-capacity needs thresholds: load profile {name!r} has none")
     _preflight(profile)
 
     started = dt.datetime.now(dt.UTC)
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{name}-{os.getpid()}"
+    kind = "capacity" if find_capacity else name
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{kind}-{os.getpid()}"
     run_dir = paths.load_run(run_id, reports)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The plan (stages, client settings) for the locustfile's shape and init listener, and for
+    # the workers this process starts (they inherit the variable).
+    plan = Plan.from_profile(profile, name)
+    (run_dir / "plan.json").write_text(plan.to_json())
+    os.environ[PLAN_VARIABLE] = str(run_dir / "plan.json")
+    return Setup(profile, section, name, lp, scenario, thresholds, workers, external, run_id,
+                 run_dir, started, plan)
 
-    for user in scenario.user_classes:  # the profile's timeout, for every request
-        user.network_timeout = user.connection_timeout = profile.service.timeout
-    env = Environment(user_classes=scenario.user_classes, host=profile.service.base_url,
+
+def _check_capacity(c: profiles.LoadCapacity) -> None:
+    if not (1 <= c.start_users <= c.max_users and c.step_users >= 1 and c.max_steps >= 1
+            and c.step_seconds >= 1 and c.max_seconds >= c.step_seconds
+            and c.max_users <= 10000 and c.max_steps <= 200):
+        raise LoadError("load.capacity: need 1 <= start_users <= max_users <= 10000, "
+                        "step_users >= 1, 1 <= max_steps <= 200, step_seconds >= 1 and "
+                        "max_seconds >= step_seconds")
+
+
+@dataclass
+class Swarm:
+    """One run's Locust: the environment and runner (master or local), the worker processes
+    this process started, and the greenlets that keep the CSV files and the history."""
+
+    env: Environment
+    runner: Runner
+    distributed: int
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    seen_by_master: dict[str, int] = field(default_factory=dict)
+    csv_writer: Any = None
+    greenlets: list[gevent.Greenlet] = field(default_factory=list)
+
+
+def _swarm(setup: Setup, bound: float, echo: Callable[[str], None], shape: bool) -> Swarm:
+    """Create the environment and runner, start and wait for workers. Bounded by `bound`."""
+    profile, section, workers, external = setup.profile, setup.section, setup.workers, \
+        setup.external
+    env = Environment(user_classes=setup.scenario.user_classes, host=profile.service.base_url,
                       events=locust.events, stop_timeout=section.stop_timeout,
-                      locustfile=str(scenario.path))
+                      locustfile=str(setup.scenario.path),
+                      shape_class=setup.scenario.shape(setup.plan) if shape else None)
     env.playbook_runner = True  # the locustfile's standalone summary stays quiet
-    procs: list[subprocess.Popen[bytes]] = []
-    seen_by_master: dict[str, int] = {}
-    duration = lp.duration()
     distributed = workers or (external.count if external else 0)
     connect_wait = external.wait_seconds if external else WORKER_CONNECT_SECONDS
+    bind = external.bind if external else "127.0.0.1"  # local workers: loopback only
+    port = external.port if external else _free_port()
     if distributed:
-        bind = external.bind if external else "127.0.0.1"  # local workers: loopback only
-        port = external.port if external else _free_port()
         try:
             runner: Runner = env.create_master_runner(bind, port)
         except Exception as e:  # the port is taken: zmq says so
             raise LoadError(f"the Locust master cannot listen on {bind}:{port}: {e}") from None
-
-        def count_reports(client_id: str, data: dict[str, Any]) -> None:
-            seen_by_master[client_id] = (seen_by_master.get(client_id, 0)
-                                         + data["stats_total"]["num_requests"])
-
-        env.events.worker_report.add_listener(count_reports)
     else:
         runner = env.create_local_runner()
+    swarm = Swarm(env, runner, distributed)
+    if distributed:
+        def count_reports(client_id: str, data: dict[str, Any]) -> None:
+            swarm.seen_by_master[client_id] = (swarm.seen_by_master.get(client_id, 0)
+                                               + data["stats_total"]["num_requests"])
+
+        env.events.worker_report.add_listener(count_reports)
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     if not hasattr(env, "checks"):
         env.checks = {}
+    swarm.csv_writer = locust.stats.StatsCSVFileWriter(
+        env, locust.stats.PERCENTILES_TO_REPORT, str(setup.run_dir / "locust"),
+        full_history=False)
+    # Locust's stats history (the HTML report's charts and our picture): a point a second for
+    # runs up to 10 minutes, ~600 points for longer ones.
+    locust.stats.HISTORY_STATS_INTERVAL_SEC = max(1, round(bound / 600))
+    swarm.greenlets = [gevent.spawn(swarm.csv_writer.stats_writer),
+                       gevent.spawn(locust.stats.stats_history, runner)]
+    if distributed:
+        deadline = bound + connect_wait + 10  # a worker outlives no master: it exits on its own
+        for i in range(workers):
+            swarm.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "playbook.load", "--worker", "--master-port", str(port),
+                 "--locustfile", str(setup.scenario.path), "--deadline", str(deadline),
+                 "--report", str(setup.run_dir / f"worker-{i}.json")],
+                cwd=ROOT, stdin=subprocess.DEVNULL))
+        assert isinstance(runner, MasterRunner)
+        if external:
+            echo(f"load: waiting for {distributed} Locust workers on {bind}:{port} "
+                 f"(up to {connect_wait:g} s)")
+        limit = time.monotonic() + connect_wait
+        while runner.worker_count < distributed:
+            if time.monotonic() > limit or any(p.poll() is not None for p in swarm.procs):
+                _end(swarm, section.stop_timeout)
+                raise LoadError(f"only {runner.worker_count} of {distributed} Locust "
+                                f"workers connected to the master on {bind}:{port} within "
+                                f"{connect_wait:g} s")
+            gevent.sleep(0.1)
+    return swarm
 
-    csv_writer = locust.stats.StatsCSVFileWriter(env, locust.stats.PERCENTILES_TO_REPORT,
-                                                 str(run_dir / "locust"), full_history=False)
-    csv_greenlet = gevent.spawn(csv_writer.stats_writer)
-    # Workers may take a few seconds to start; the bound covers it, the stop and the reports.
-    bound = duration + section.stop_timeout + 10 + (connect_wait if distributed else 0)
+
+def _end(swarm: Swarm, stop_timeout: float) -> None:
+    try:
+        _stop(swarm.env, swarm.runner, swarm.procs, stop_timeout)
+    finally:
+        for g in swarm.greenlets:
+            g.kill(block=False)
+
+
+def _run(setup: Setup, echo: Callable[[str], None]) -> Result:
+    section, lp, name, thresholds = setup.section, setup.lp, setup.name, setup.thresholds
+    duration = lp.duration()
+    # The stop and the reports; workers (ours or elsewhere) may take a while to connect.
+    bound = duration + section.stop_timeout + 10
+    swarm = _swarm(setup, bound, echo, shape=True)
+    env, runner = swarm.env, swarm.runner
     aborted: str | None = None
     t0 = time.monotonic()
     try:
-        if distributed:
-            deadline = bound + 10  # a worker outlives no master: it exits on its own
-            for i in range(workers):
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "playbook.load", "--worker", "--master-port",
-                     str(port), "--locustfile", str(scenario.path), "--timeout",
-                     str(profile.service.timeout), "--deadline", str(deadline),
-                     "--report", str(run_dir / f"worker-{i}.json")],
-                    cwd=ROOT, stdin=subprocess.DEVNULL))
-            assert isinstance(runner, MasterRunner)
-            if external:
-                echo(f"load: waiting for {distributed} Locust workers on {bind}:{port} "
-                     f"(up to {connect_wait:g} s)")
-            limit = time.monotonic() + connect_wait
-            while runner.worker_count < distributed:
-                if time.monotonic() > limit or any(p.poll() is not None for p in procs):
-                    raise LoadError(f"only {runner.worker_count} of {distributed} Locust "
-                                    f"workers connected to the master on {bind}:{port} within "
-                                    f"{connect_wait:g} s")
-                gevent.sleep(0.1)
-        echo(f"load: profile {name} against {profile.service.base_url}: "
+        echo(f"load: profile {name} against {setup.profile.service.base_url}: "
              f"{_describe(lp)}, {len(thresholds)} thresholds"
-             + (f", {distributed} workers" if distributed else ""))
+             + (f", {swarm.distributed} workers" if swarm.distributed else ""))
         t0 = time.monotonic()  # the load phase starts now (workers are connected)
         aborted = _drive(env, runner, lp, thresholds, section.progress_every, name, echo)
     finally:
         elapsed = time.monotonic() - t0
-        _stop(env, runner, procs, section.stop_timeout)
-        gevent.kill(csv_greenlet)
+        _end(swarm, section.stop_timeout)
     measure = Measure(env, elapsed)
     outcomes = [measure.judge(t) for t in thresholds]
     passed = all(o.passed for o in outcomes) and aborted is None
     code = EXIT_PASSED if passed else EXIT_FAILED
 
-    files = _write_reports(env, csv_writer, run_dir)
-    worker_reports = []
-    for i, _ in enumerate(procs):
-        f = run_dir / f"worker-{i}.json"
-        worker_reports.append(json.loads(f.read_text()) if f.is_file() else
-                              {"worker": i, "error": "the worker wrote no report"})
-    total = env.stats.total
-    passed_checks, failed_checks = measure.checks(None)
-    summary = {
-        "run": run_id, "profile": name, "environment": profile.name,
-        "target": profile.service.base_url, "locustfile": str(scenario.path),
-        "workers": distributed, "started": started.isoformat(timespec="seconds"),
-        "planned_seconds": duration, "bound_seconds": bound,
-        "duration_seconds": round(elapsed, 3), "aborted": aborted is not None,
-        "abort_reason": aborted, "passed": passed, "exit_code": code,
-        "load_profile": asdict(lp),
-        "totals": _totals(total, elapsed, passed_checks, failed_checks),
-        "endpoints": {
-            n: _totals(measure.entry(n), elapsed, *measure.checks(n))
-            for n in sorted({k[0] for k in env.stats.entries})},
-        "thresholds": [o.as_dict() for o in outcomes],
-        "worker_reports": worker_reports,
-        "requests_seen_by_master_per_worker": seen_by_master,
-        "files": files,
-    }
-    # Errors in the locustfile's own code (not failed requests): Locust logs them; say so.
-    errors = [{"count": e["count"], "message": e["msg"]} for e in runner.exceptions.values()]
-    summary["user_errors"] = errors
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if errors:
-        echo(f"load: the locustfile raised {sum(e['count'] for e in errors)} errors "
-             f"(first: {errors[0]['message']}); see report.html")
+    summary = _summary(setup, swarm, measure, elapsed, bound)
+    summary.update({"aborted": aborted is not None, "abort_reason": aborted, "passed": passed,
+                    "exit_code": code, "thresholds": [o.as_dict() for o in outcomes]})
+    title = (f"playbook load {name} against {setup.profile.service.base_url}: "
+             f"{'PASSED' if passed else 'FAILED'}")
+    _write_reports(setup, swarm, summary, title, echo)
     for o in outcomes:
         echo(f"  {'ok  ' if o.passed else 'FAIL'} {o.message}")
     t = summary["totals"]
     echo(f"load: {'PASSED' if passed else 'FAILED'} - {t['requests']} requests, "
          f"{t['failures']} failed, {t['rps']:.1f} req/s, p95 {t['p95_ms']} ms, "
          f"{elapsed:.1f} s" + (f"; aborted: {aborted}" if aborted else ""))
-    echo(f"load: reports in {run_dir}")
-    return Result(code, summary, run_dir, outcomes)
+    echo(f"load: reports in {setup.run_dir}")
+    return Result(code, summary, setup.run_dir, outcomes)
+
+
+def _summary(setup: Setup, swarm: Swarm, measure: Measure, elapsed: float, bound: float
+             ) -> dict[str, Any]:
+    env, run_dir = swarm.env, setup.run_dir
+    worker_reports = []
+    for i, _ in enumerate(swarm.procs):
+        f = run_dir / f"worker-{i}.json"
+        worker_reports.append(json.loads(f.read_text()) if f.is_file() else
+                              {"worker": i, "error": "the worker wrote no report"})
+    passed_checks, failed_checks = measure.checks(None)
+    # Errors in the locustfile's own code (not failed requests): Locust logs them; say so.
+    errors = [{"count": e["count"], "message": e["msg"]}
+              for e in swarm.runner.exceptions.values()]
+    return {
+        "run": setup.run_id, "profile": setup.name, "environment": setup.profile.name,
+        "target": setup.profile.service.base_url, "locustfile": str(setup.scenario.path),
+        "client": setup.plan.client, "workers": swarm.distributed,
+        "started": setup.started.isoformat(timespec="seconds"),
+        "planned_seconds": setup.lp.duration(), "bound_seconds": bound,
+        "duration_seconds": round(elapsed, 3), "load_profile": asdict(setup.lp),
+        "totals": _totals(env.stats.total, elapsed, passed_checks, failed_checks),
+        "endpoints": {
+            n: _totals(measure.entry(n), elapsed, *measure.checks(n))
+            for n in sorted({k[0] for k in env.stats.entries})},
+        "worker_reports": worker_reports,
+        "requests_seen_by_master_per_worker": swarm.seen_by_master,
+        "user_errors": errors,
+    }
 
 
 def _describe(lp: profiles.LoadProfile) -> str:
@@ -505,19 +634,17 @@ def _describe(lp: profiles.LoadProfile) -> str:
 def _drive(env: Environment, runner: Runner, lp: profiles.LoadProfile,
            thresholds: list[Threshold], progress_every: float, name: str,
            echo: Callable[[str], None]) -> str | None:
-    """Start, follow the plan, print progress, judge thresholds; return the abort reason."""
-    plan, duration = _plan(lp), lp.duration()
+    """Start the shape (the profile's stages), print progress, judge thresholds; return the
+    abort reason."""
+    duration = lp.duration()
     t0 = time.monotonic()
-    step, next_progress, next_eval = 0, t0 + progress_every, t0 + lp.abort_grace_seconds
+    runner.start_shape()
+    next_progress, next_eval = t0 + progress_every, t0 + lp.abort_grace_seconds
     while True:
         now = time.monotonic()
         elapsed = now - t0
-        if elapsed >= duration:
+        if elapsed >= duration or runner.state in (STATE_STOPPING, STATE_STOPPED):
             return None
-        while step < len(plan) and plan[step][0] <= elapsed:
-            _, users, rate = plan[step]
-            runner.start(users, rate)
-            step += 1
         if now >= next_progress:
             next_progress = now + progress_every
             echo(_progress_line(env, runner, name, elapsed, duration))
@@ -535,6 +662,97 @@ def _drive(env: Environment, runner: Runner, lp: profiles.LoadProfile,
                     echo(f"load: ABORTED - {reason}")
                     return reason
         gevent.sleep(min(0.2, max(0.0, duration - elapsed)))
+
+
+# --- the capacity finder ----------------------------------------------------------------------
+
+
+def _find_capacity(setup: Setup, echo: Callable[[str], None]) -> Result:
+    """Step users up (start_users, +step_users every step_seconds) until a threshold of the
+    load profile breaks in a step, or max_users, max_steps or max_seconds is reached. The knee
+    is the step with the highest req/s in which every threshold passed."""
+    c, section = setup.section.capacity, setup.section
+    bound = min(c.max_seconds, c.max_steps * c.step_seconds) + section.stop_timeout + 10
+    swarm = _swarm(setup, bound, echo, shape=False)
+    env, runner = swarm.env, swarm.runner
+    steps: list[dict[str, Any]] = []
+    stopped = ""
+    marks: list[tuple[float, str, bool]] = []
+    t0 = time.monotonic()
+    echo(f"load: finding the capacity of {setup.profile.service.base_url} with load profile "
+         f"{setup.name}'s {len(setup.thresholds)} thresholds: {c.start_users} users, "
+         f"+{c.step_users} every {c.step_seconds:g} s, up to {c.max_users} users, "
+         f"{c.max_steps} steps, {c.max_seconds:g} s")
+    try:
+        users = c.start_users
+        for number in range(1, c.max_steps + 1):
+            if time.monotonic() - t0 + c.step_seconds > c.max_seconds:
+                stopped = f"max_seconds ({c.max_seconds:g} s) reached"
+                break
+            step_t = time.monotonic() - t0
+            rate = max(float(c.step_users), users / 2.0)  # each step is reached in ~1-2 s
+            runner.start(users, rate)
+            settle = min(c.step_seconds / 3, max(1.0, (users - (steps[-1]["users"] if steps
+                                                                  else 0)) / rate))
+            gevent.sleep(settle)  # measure once the step's users are running
+            before, w0 = Snapshot(env), time.monotonic()
+            gevent.sleep(max(0.0, c.step_seconds - settle))
+            window = time.monotonic() - w0
+            measure = Measure(env, window, since=before)
+            outcomes = [measure.judge(t) for t in setup.thresholds]
+            e = measure.entry(None)
+            step = {"step": number, "users": users, "started_second": round(step_t, 1),
+                    "window_seconds": round(window, 2), "requests": e.num_requests,
+                    "rps": round(e.num_requests / window, 2),
+                    "p50_ms": e.get_response_time_percentile(0.5) if e.num_requests else None,
+                    "p95_ms": e.get_response_time_percentile(0.95) if e.num_requests else None,
+                    "failure_rate": e.num_failures / e.num_requests if e.num_requests else None,
+                    "passed": all(o.passed for o in outcomes),
+                    "thresholds": [o.as_dict() for o in outcomes]}
+            steps.append(step)
+            marks.append((step_t, f"{users}u", step["passed"]))
+            broken = [o.message for o in outcomes if not o.passed]
+            echo(f"load capacity step {number}: {users:>4} users  {step['rps']:8.1f} req/s  "
+                 f"p95 {step['p95_ms']} ms  "
+                 + ("ok" if not broken else f"BROKEN: {broken[0]}"))
+            if broken:
+                stopped = f"step {number} ({users} users) broke {broken[0]}"
+                break
+            if users >= c.max_users:
+                stopped = f"max_users ({c.max_users}) reached with every threshold passing"
+                break
+            users = min(users + c.step_users, c.max_users)
+        else:
+            stopped = f"max_steps ({c.max_steps}) reached with every threshold passing"
+    finally:
+        elapsed = time.monotonic() - t0
+        _end(swarm, section.stop_timeout)
+    passing = [s for s in steps if s["passed"]]
+    knee = max(passing, key=lambda s: s["rps"]) if passing else None
+    code = EXIT_PASSED if knee else EXIT_FAILED
+    measure = Measure(env, elapsed)
+    summary = _summary(setup, swarm, measure, elapsed, bound)
+    summary.update({"mode": "capacity", "passed": knee is not None, "exit_code": code,
+                    "aborted": False, "abort_reason": None, "capacity": {
+                        "knee": knee, "steps": steps, "stopped_because": stopped,
+                        "bounds": asdict(c)},
+                    # the knee's thresholds, for the picture's lines
+                    "thresholds": (knee or (steps[0] if steps else {})).get("thresholds", [])})
+    if knee:
+        verdict = (f"capacity {knee['rps']:.1f} req/s at {knee['users']} users "
+                   f"(step {knee['step']}, p95 {knee['p95_ms']} ms)")
+    else:
+        verdict = "no capacity: the first step already broke a threshold" if steps else \
+            "no capacity measured: no step ran"
+    knee_mark = [Mark(knee["started_second"], f"knee {knee['rps']:.0f} req/s",
+                      COLORS["knee"])] if knee else []
+    step_marks = [Mark(t, label, "#6b7280" if ok else COLORS["broken"])
+                  for t, label, ok in marks]
+    _write_reports(setup, swarm, summary, f"playbook load --find-capacity: {verdict}", echo,
+                   step_marks + knee_mark)
+    echo(f"load: {verdict}; stopped: {stopped}")
+    echo(f"load: reports in {setup.run_dir}")
+    return Result(code, summary, setup.run_dir, [])
 
 
 def _progress_line(env: Environment, runner: Runner, name: str, elapsed: float,
@@ -597,8 +815,10 @@ def _totals(e: StatsEntry, elapsed: float, checks_passed: int, checks_failed: in
             "check_pass_rate": checks_passed / checks if checks else None}
 
 
-def _write_reports(env: Environment, writer: locust.stats.StatsCSVFileWriter,
-                   run_dir: Path) -> dict[str, str]:
+def _write_reports(setup: Setup, swarm: Swarm, summary: dict[str, Any], title: str,
+                   echo: Callable[[str], None], marks: list[Mark] | None = None) -> None:
+    """Locust's CSV tables and HTML report (with its charts), the picture, summary.json."""
+    env, writer, run_dir = swarm.env, swarm.csv_writer, setup.run_dir
     # The periodic CSV writer runs once a second and misses the end: write the final tables.
     writer.close_files()
     for suffix, fill in (("stats", writer.requests_csv), ("failures", writer.failures_csv),
@@ -607,9 +827,19 @@ def _write_reports(env: Environment, writer: locust.stats.StatsCSVFileWriter,
             fill(csv.writer(f))
     html = run_dir / "report.html"
     html.write_text(get_html_report(env, show_download_link=False), encoding="utf-8")
-    names = ["report.html", "summary.json", "locust_stats.csv", "locust_stats_history.csv",
-             "locust_failures.csv", "locust_exceptions.csv"]
-    return {n: str(run_dir / n) for n in names}
+    history = env.stats.history
+    (run_dir / "load.svg").write_text(
+        loadchart.svg(loadchart.points(history), summary["thresholds"], title, marks or []),
+        encoding="utf-8")
+    names = ["report.html", "load.svg", "summary.json", "plan.json", "locust_stats.csv",
+             "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"]
+    summary["history_points"] = len(history)
+    summary["files"] = {n: str(run_dir / n) for n in names}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    errors = summary["user_errors"]
+    if errors:
+        echo(f"load: the locustfile raised {sum(e['count'] for e in errors)} errors "
+             f"(first: {errors[0]['message']}); see report.html")
 
 
 # --- a worker process (`--workers N`) -----------------------------------------------------------
@@ -617,9 +847,7 @@ def _write_reports(env: Environment, writer: locust.stats.StatsCSVFileWriter,
 
 def _worker_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
-    scenario = load_locustfile(args.locustfile)
-    for user in scenario.user_classes:
-        user.network_timeout = user.connection_timeout = args.timeout
+    scenario = load_locustfile(args.locustfile)  # its init listener reads PLAYBOOK_LOAD_PLAN
     env = Environment(user_classes=scenario.user_classes, events=locust.events)
     counted = {"requests": 0, "failures": 0}
 
@@ -643,7 +871,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", action="store_true", required=True)
     p.add_argument("--master-port", type=int, required=True)
     p.add_argument("--locustfile", required=True)
-    p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--deadline", type=float, required=True, help="exit after this many seconds")
     p.add_argument("--report", required=True, help="where to write this worker's own counts")
     args = p.parse_args(argv)

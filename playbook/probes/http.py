@@ -35,16 +35,17 @@ def timeout(seconds: float) -> httpx.Timeout:
 
 def http_client(seconds: float, *, bearer_token: str | None = None,
                 user_agent: str = USER_AGENT, headers: dict[str, str] | None = None,
-                local_address: str | None = None) -> httpx.Client:
+                local_address: str | None = None, verify: bool | str = True) -> httpx.Client:
     """An httpx client with the suite's conventions: `timeout(seconds)`, redirects not
     followed (a redirect to a login page is a finding, not a pass), the User-Agent, an
-    Authorization: Bearer header when given a token, connections from `local_address`."""
+    Authorization: Bearer header when given a token, connections from `local_address`, TLS
+    verified (`verify`: a CA bundle's path, or False as a profile's load.tls_verify asks)."""
     all_headers = {"User-Agent": user_agent, **(headers or {})}
     if bearer_token:
         all_headers["Authorization"] = f"Bearer {bearer_token}"
     transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
     return httpx.Client(timeout=timeout(seconds), follow_redirects=False, headers=all_headers,
-                        transport=transport)
+                        transport=transport, verify=verify)
 
 
 @dataclass(frozen=True)
