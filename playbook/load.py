@@ -677,7 +677,6 @@ def _find_capacity(setup: Setup, echo: Callable[[str], None]) -> Result:
     env, runner = swarm.env, swarm.runner
     steps: list[dict[str, Any]] = []
     stopped = ""
-    marks: list[tuple[float, str, bool]] = []
     t0 = time.monotonic()
     echo(f"load: finding the capacity of {setup.profile.service.base_url} with load profile "
          f"{setup.name}'s {len(setup.thresholds)} thresholds: {c.start_users} users, "
@@ -710,7 +709,6 @@ def _find_capacity(setup: Setup, echo: Callable[[str], None]) -> Result:
                     "passed": all(o.passed for o in outcomes),
                     "thresholds": [o.as_dict() for o in outcomes]}
             steps.append(step)
-            marks.append((step_t, f"{users}u", step["passed"]))
             broken = [o.message for o in outcomes if not o.passed]
             echo(f"load capacity step {number}: {users:>4} users  {step['rps']:8.1f} req/s  "
                  f"p95 {step['p95_ms']} ms  "
@@ -744,12 +742,12 @@ def _find_capacity(setup: Setup, echo: Callable[[str], None]) -> Result:
     else:
         verdict = "no capacity: the first step already broke a threshold" if steps else \
             "no capacity measured: no step ran"
-    knee_mark = [Mark(knee["started_second"], f"knee {knee['rps']:.0f} req/s",
-                      COLORS["knee"])] if knee else []
-    step_marks = [Mark(t, label, "#6b7280" if ok else COLORS["broken"])
-                  for t, label, ok in marks]
+    picture = [Mark(float(knee["users"]), f"knee {knee['rps']:.0f} req/s", COLORS["knee"])
+               ] if knee else []
+    picture += [Mark(float(s["users"]), "broke", COLORS["broken"]) for s in steps
+                if not s["passed"]]
     _write_reports(setup, swarm, summary, f"playbook load --find-capacity: {verdict}", echo,
-                   step_marks + knee_mark)
+                   picture, capacity_steps=steps)
     echo(f"load: {verdict}; stopped: {stopped}")
     echo(f"load: reports in {setup.run_dir}")
     return Result(code, summary, setup.run_dir, [])
@@ -816,7 +814,8 @@ def _totals(e: StatsEntry, elapsed: float, checks_passed: int, checks_failed: in
 
 
 def _write_reports(setup: Setup, swarm: Swarm, summary: dict[str, Any], title: str,
-                   echo: Callable[[str], None], marks: list[Mark] | None = None) -> None:
+                   echo: Callable[[str], None], marks: list[Mark] | None = None,
+                   capacity_steps: list[dict[str, Any]] | None = None) -> None:
     """Locust's CSV tables and HTML report (with its charts), the picture, summary.json."""
     env, writer, run_dir = swarm.env, swarm.csv_writer, setup.run_dir
     # The periodic CSV writer runs once a second and misses the end: write the final tables.
@@ -828,9 +827,11 @@ def _write_reports(setup: Setup, swarm: Swarm, summary: dict[str, Any], title: s
     html = run_dir / "report.html"
     html.write_text(get_html_report(env, show_download_link=False), encoding="utf-8")
     history = env.stats.history
-    (run_dir / "load.svg").write_text(
-        loadchart.svg(loadchart.points(history), summary["thresholds"], title, marks or []),
-        encoding="utf-8")
+    picture = (loadchart.svg(loadchart.capacity_points(capacity_steps), summary["thresholds"],
+                             title, marks or [], x_unit="users") if capacity_steps is not None
+               else loadchart.svg(loadchart.points(history), summary["thresholds"], title,
+                                  marks or []))
+    (run_dir / "load.svg").write_text(picture, encoding="utf-8")
     names = ["report.html", "load.svg", "summary.json", "plan.json", "locust_stats.csv",
              "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"]
     summary["history_points"] = len(history)

@@ -68,21 +68,25 @@ def _v(h: dict[str, Any], key: str) -> float:
 
 
 def svg(pts: Sequence[Point], thresholds: Sequence[dict[str, Any]], title: str,
-        marks: Sequence[Mark] = ()) -> str:
-    """The three panels; `thresholds` are summary.json's threshold entries."""
-    span = max((p.t for p in pts), default=0.0) or 1.0
+        marks: Sequence[Mark] = (), x_unit: str = "s") -> str:
+    """The three panels; `thresholds` are summary.json's threshold entries. The x axis is
+    time (`t` in seconds) or, for the capacity finder, users (x_unit="users")."""
+    start = min((p.t for p in pts), default=0.0) if x_unit != "s" else 0.0
+    span = (max((p.t for p in pts), default=0.0) - start) or 1.0
     panels = [
         ("latency (ms)", [("p50", "p50", [p.p50 for p in pts]),
                           ("p95", "p95", [p.p95 for p in pts])],
          [t for t in thresholds if t["metric"].startswith("http_req_duration")], 1.0),
-        ("throughput (req/s)", [("req/s", "rps", [p.rps for p in pts]),
-                                ("users", "users", [float(p.users) for p in pts])],
+        ("throughput (req/s)", [("req/s", "rps", [p.rps for p in pts])] + (
+            [("users", "users", [float(p.users) for p in pts])] if x_unit == "s" else []),
          [t for t in thresholds if t["metric"].startswith("http_reqs") and
           t["aggregation"] == "rate"], 1.0),
         ("failures (% of requests)", [("failed", "fail", [p.fail_pct for p in pts])],
          [t for t in thresholds if t["metric"].startswith("http_req_failed")], 100.0),
     ]
-    height = TOP + len(panels) * (PANEL_H + GAP)
+    shown = {id(t) for _, _, limits, _ in panels for t in limits}
+    others = [t for t in thresholds if id(t) not in shown]  # checks, counts: no series here
+    height = TOP + len(panels) * (PANEL_H + GAP) + (18 if others else 0)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">',
            f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
@@ -101,7 +105,7 @@ def svg(pts: Sequence[Point], thresholds: Sequence[dict[str, Any]], title: str,
         top = _nice(top * 1.15 or 1.0)
 
         def x(t: float) -> float:
-            return LEFT + plot_w * t / span
+            return LEFT + plot_w * (t - start) / span
 
         def y(v: float, _y0: int = y0, _top: float = top) -> float:
             return _y0 + PANEL_H - PANEL_H * min(v, _top) / _top
@@ -116,14 +120,17 @@ def svg(pts: Sequence[Point], thresholds: Sequence[dict[str, Any]], title: str,
             out.append(f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
                        f'{_num(v)}</text>')
         for k in range(6):
-            t = span * k / 5
+            t = start + span * k / 5
+            tick = f"{t:.1f}" if span < 10 and x_unit == "s" else f"{t:.0f}"
             out.append(f'<text x="{x(t):.1f}" y="{y0 + PANEL_H + 14}" text-anchor="middle">'
-                       f'{t:.0f} s</text>')
+                       f'{tick} {x_unit}</text>')
         for m in marks:
             out.append(f'<line x1="{x(m.t):.1f}" x2="{x(m.t):.1f}" y1="{y0}" '
                        f'y2="{y0 + PANEL_H}" stroke="{m.color}" stroke-dasharray="2,3"/>')
             if i == 0:
-                out.append(f'<text x="{x(m.t) + 3:.1f}" y="{y0 + 11}" fill="{m.color}">'
+                right = x(m.t) > LEFT + plot_w * 0.8
+                out.append(f'<text x="{x(m.t) + (-3 if right else 3):.1f}" y="{y0 + 11}" '
+                           f'fill="{m.color}" text-anchor="{"end" if right else "start"}">'
                            f'{_e(m.label)}</text>')
         legend_y = y0 + 12
         for label, key, vs in series:
@@ -135,6 +142,9 @@ def svg(pts: Sequence[Point], thresholds: Sequence[dict[str, Any]], title: str,
                 dash = ' stroke-dasharray="4,2"' if key == "users" else ""
                 out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[key]}" '
                            f'stroke-width="1.8"{dash}/>')
+                if x_unit != "s":  # the capacity finder's steps: each one a dot
+                    out.extend(f'<circle cx="{x(p.t):.1f}" cy="{y(v):.1f}" r="3" '
+                               f'fill="{COLORS[key]}"/>' for p, v in zip(pts, vs, strict=True))
             out.append(f'<rect x="{LEFT + plot_w + 10}" y="{legend_y - 8}" width="10" '
                        f'height="3" fill="{COLORS[key]}"/>')
             out.append(f'<text x="{LEFT + plot_w + 24}" y="{legend_y - 4}">{_e(label)}</text>')
@@ -153,8 +163,19 @@ def svg(pts: Sequence[Point], thresholds: Sequence[dict[str, Any]], title: str,
                 out.append(f'<text x="{LEFT + plot_w + 10}" y="{legend_y}" fill="#6b7280">'
                            f'{_e(t["threshold"])} (off scale)</text>')
                 legend_y += 14
+    if others:
+        listed = "; ".join(f"{t['metric']} {t['threshold']} "
+                           f"{'passed' if t.get('passed') else 'FAILED'}" for t in others)
+        out.append(f'<text x="{LEFT}" y="{height - 12}">also judged: {_e(listed)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def capacity_points(steps: Sequence[dict[str, Any]]) -> list[Point]:
+    """The capacity finder's steps as points over users (t = users)."""
+    return [Point(float(s["users"]), int(s["users"]), float(s["rps"]),
+                  float(s["rps"]) * float(s["failure_rate"] or 0), float(s["p50_ms"] or 0),
+                  float(s["p95_ms"] or 0)) for s in steps]
 
 
 def _nice(v: float) -> float:

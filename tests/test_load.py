@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,12 +17,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 
-from playbook.sandbox.launch import LIGHT, Sandbox, free_port_block, start_sandbox, stop_sandbox
-from tests.conftest import ROOT, run_suite
+from tests.conftest import (
+    LIGHT,
+    ROOT,
+    Sandbox,
+    free_port_block,
+    run_suite,
+    start_sandbox,
+    stop_sandbox,
+)
 
 STOP_TIMEOUT = 3
 SMOKE: dict[str, Any] = {
@@ -46,7 +55,12 @@ LOAD = {
         "ramp": {"stages": [{"duration": 2, "users": 4}, {"duration": 2, "users": 8},
                             {"duration": 1.5, "users": 0}],
                  "thresholds": {"http_req_failed": ["rate<0.01"]}},
+        # ~2 req/s a user: a few steps up, the request rate breaks the limit
+        "knee": {"users": 1, "run_time": 1,
+                 "thresholds": {"http_req_failed": ["rate<0.05"], "http_reqs": ["rate<30"]}},
     },
+    "capacity": {"start_users": 2, "step_users": 8, "step_seconds": 3, "max_users": 34,
+                 "max_steps": 5, "max_seconds": 20},
 }
 
 
@@ -106,13 +120,15 @@ def playbook_load(profile: Path | str, tmp: Path, *args: str, timeout: float = 9
     return LoadRun(proc.returncode, out, wall, summary)
 
 
-def variant(sandbox: Sandbox, tmp: Path, **changes: Any) -> Path:
-    """The sandbox's profile with `load.profiles.smoke` or `service` changed."""
+def variant(sandbox: Sandbox, tmp: Path, load: dict[str, Any] | None = None,
+            **changes: Any) -> Path:
+    """The sandbox's profile with `load.profiles.smoke`, `service` or `load` keys changed."""
     raw = yaml.safe_load(sandbox.path.read_text())
     if "thresholds" in changes:
         raw["load"]["profiles"]["smoke"]["thresholds"] = changes["thresholds"]
     if "base_url" in changes:
         raw["service"]["base_url"] = changes["base_url"]
+    raw["load"].update(load or {})
     path = tmp / "variant.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -121,9 +137,14 @@ def variant(sandbox: Sandbox, tmp: Path, **changes: Any) -> Path:
 # --- the runner ------------------------------------------------------------------------------
 
 
-@pytest.mark.sandbox
-def test_smoke_passes_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
-    run = playbook_load(sb.path, tmp_path, "--profile", "smoke")
+@pytest.fixture(scope="module")
+def smoke(sb: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> LoadRun:
+    """One smoke run on the healthy sandbox, read by several tests."""
+    return playbook_load(sb.path, tmp_path_factory.mktemp("smoke"), "--profile", "smoke")
+
+
+def test_smoke_passes_on_healthy_sandbox(smoke: LoadRun) -> None:
+    run = smoke
     assert run.code == 0, run.output
     s = run.summary
     assert s["passed"] and not s["aborted"]
@@ -136,14 +157,127 @@ def test_smoke_passes_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     assert set(s["endpoints"]) == {"/api/health", "/api/ready", "/api/status",
                                    "/api/vulnerabilities", "/api/assets", "/api/alerts"}
     run_dir = Path(s["files"]["summary.json"]).parent
-    for name in ("report.html", "locust_stats.csv", "locust_failures.csv"):
+    for name in ("report.html", "load.svg", "plan.json", "locust_stats.csv",
+                 "locust_failures.csv"):
         assert (run_dir / name).stat().st_size > 0, name
+    assert s["client"] == "playbook" and s["history_points"] >= 2
     stats_csv = (run_dir / "locust_stats.csv").read_text()
     assert "Aggregated" in stats_csv and str(s["totals"]["requests"]) in stats_csv
     assert "load smoke" in run.output and "rps" in run.output and "p95" in run.output
 
 
-@pytest.mark.sandbox
+# Counts the strongly coloured pixels of each chart canvas once the report has drawn them.
+CHART_PROBE = """<script>
+setTimeout(function () {
+  var out = [];
+  document.querySelectorAll("canvas").forEach(function (c) {
+    var n = 0, d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (var i = 0; i < d.length; i += 4) {
+      var hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
+      if (d[i + 3] > 128 && hi - lo > 80) n++;
+    }
+    out.push(n);
+  });
+  var pre = document.createElement("pre");
+  pre.id = "chart-pixels";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 3000);
+</script>"""
+_ARGS = re.compile(r"window\.templateArgs = (\{.*?\});?\s*\n")
+
+
+def chart_pixels(report: Path, tmp: Path, history: list[Any] | None = None) -> list[int]:
+    """The report in headless Chromium: coloured pixels per chart (optionally with its
+    embedded history replaced, the control for an empty chart)."""
+    from tests.test_report import chromium
+
+    src = report.read_text()
+    if history is not None:
+        m = _ARGS.search(src)
+        assert m, "no templateArgs in the report"
+        src = src[:m.start(1)] + json.dumps({**json.loads(m.group(1)), "history": history}) + \
+            src[m.end(1):]
+    head, tail = src.rsplit("</body>", 1)
+    page = tmp / f"probe-{len(list(tmp.iterdir()))}.html"
+    page.write_text(head + CHART_PROBE + "</body>" + tail)
+    found = re.findall(r'<pre id="chart-pixels">(.*?)</pre>', chromium("--dump-dom",
+                                                                       page.as_uri()))
+    assert found, "the probe did not run in Chromium"
+    return json.loads(found[0])
+
+
+def test_html_report_charts_are_drawn(smoke: LoadRun, tmp_path: Path) -> None:
+    report = Path(smoke.summary["files"]["report.html"])
+    args = json.loads(_ARGS.search(report.read_text()).group(1))  # type: ignore[union-attr]
+    history = args["history"]
+    assert len(history) >= 2 and any(h["current_rps"][1] > 0 for h in history), history
+    assert any(h["user_count"][1] == SMOKE["users"] for h in history)
+    drawn = chart_pixels(report, tmp_path)
+    empty = chart_pixels(report, tmp_path, history=[])  # the bug this guards: no history
+    assert len(drawn) == len(empty) == 3, (drawn, empty)  # requests/s, response times, users
+    for name, d, e in zip(("requests/s", "response times", "users"), drawn, empty, strict=True):
+        assert d > 2 * e and d - e > 300, f"the {name} chart is empty: {d} vs {e} pixels"
+
+
+def test_picture_has_latency_throughput_failures_and_thresholds(smoke: LoadRun) -> None:
+    svg = Path(smoke.summary["files"]["load.svg"]).read_text()
+    root = ElementTree.fromstring(svg)  # well-formed
+    texts = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    for panel in ("latency (ms)", "throughput (req/s)", "failures (% of requests)"):
+        assert panel in texts
+    assert {"p50", "p95", "req/s", "failed"} <= set(texts)
+    lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) >= 4 and all(len(p.get("points", "").split()) >= 2 for p in lines)
+    # every threshold is drawn as a line or listed as off scale, with its expression
+    for t in smoke.summary["thresholds"]:
+        assert any(t["threshold"] in text for text in texts), t["threshold"]
+    assert "rate<0.01" in texts and "rate>2" in texts  # drawn on their panels
+    assert f"playbook load smoke against {smoke.summary['target']}: PASSED" in texts
+
+
+def test_fasthttp_behind_the_profile_switch(sb: Sandbox, tmp_path: Path) -> None:
+    run = playbook_load(variant(sb, tmp_path, load={"client": "fasthttp"}), tmp_path)
+    assert run.code == 0, run.output
+    assert run.summary["client"] == "fasthttp" and run.summary["totals"]["failures"] == 0
+    assert run.summary["totals"]["check_pass_rate"] == 1.0
+    plan = json.loads(Path(run.summary["files"]["plan.json"]).read_text())
+    assert plan["client"] == "fasthttp"
+
+
+@pytest.mark.parametrize("load, sentence", [
+    ({"client": "fast"}, "load.client: expected one of playbook, fasthttp, got 'fast'"),
+    ({"capacity": {"start_users": 0}}, "load.capacity: need 1 <= start_users <= max_users"),
+], ids=["client", "capacity"])
+def test_bad_load_settings_are_one_sentence(sb: Sandbox, tmp_path: Path, load: dict[str, Any],
+                                           sentence: str) -> None:
+    run = playbook_load(variant(sb, tmp_path, load=load), tmp_path, "--find-capacity")
+    assert run.code == 2, run.output
+    assert sentence in run.output and "Traceback" not in run.output
+
+
+def test_capacity_finder_reports_the_knee(sb: Sandbox, tmp_path: Path) -> None:
+    bounds = LOAD["capacity"]
+    run = playbook_load(sb.path, tmp_path, "--profile", "knee", "--find-capacity")
+    assert run.code == 0, run.output
+    cap = run.summary["capacity"]
+    steps, knee = cap["steps"], cap["knee"]
+    users = [s["users"] for s in steps]
+    assert users == list(range(bounds["start_users"], users[-1] + 1, bounds["step_users"]))
+    assert len(steps) <= bounds["max_steps"] and users[-1] <= bounds["max_users"]
+    # it stopped by itself at the first step that broke the request-rate limit
+    assert not steps[-1]["passed"] and all(s["passed"] for s in steps[:-1]), steps
+    assert cap["stopped_because"].startswith(f"step {len(steps)} ({users[-1]} users) broke "
+                                             "http_reqs rate<30 FAILED"), cap
+    assert steps[-1]["rps"] >= 30 > knee["rps"]
+    assert knee == max(steps[:-1], key=lambda s: s["rps"])  # the highest passing req/s
+    assert f"load: capacity {knee['rps']:.1f} req/s at {knee['users']} users" in run.output
+    assert run.wall < bounds["max_seconds"] + 20, run.wall
+    svg = Path(run.summary["files"]["load.svg"]).read_text()
+    assert f"knee {knee['rps']:.0f} req/s" in svg and "rate&lt;30" in svg
+    assert Path(run.summary["files"]["report.html"]).stat().st_size > 0
+
+
 def test_slow_sandbox_fails_the_latency_threshold(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):
         run = playbook_load(sb.path, tmp_path, "--profile", "smoke")
@@ -154,7 +288,6 @@ def test_slow_sandbox_fails_the_latency_threshold(sb: Sandbox, tmp_path: Path) -
     assert run.threshold("http_req_failed", "rate<0.01")["passed"]  # slow, not erroring
 
 
-@pytest.mark.sandbox
 def test_erroring_sandbox_aborts_early(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, error_rate=0.5):
         run = playbook_load(sb.path, tmp_path, "--profile", "long")
@@ -168,7 +301,6 @@ def test_erroring_sandbox_aborts_early(sb: Sandbox, tmp_path: Path) -> None:
     assert run.wall < 25, run.wall
 
 
-@pytest.mark.sandbox
 def test_workers_aggregate_on_the_master(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "smoke", "--workers", "2")
     assert run.code == 0, run.output
@@ -183,52 +315,6 @@ def test_workers_aggregate_on_the_master(sb: Sandbox, tmp_path: Path) -> None:
         2 * s["totals"]["requests"]
 
 
-@pytest.mark.sandbox
-def test_master_for_stock_workers_started_elsewhere(sb: Sandbox, tmp_path: Path) -> None:
-    """deploy/: `playbook load --expect-workers` is the master for stock `locust --worker`s."""
-    port = free_port_block(1)
-    argv = [sys.executable, "-m", "playbook.cli", "--env", str(sb.path), "load", "--profile",
-            "smoke", "--expect-workers", "1", "--master-port", str(port)]
-    env = {**os.environ, "PLAYBOOK_REPORTS": str(tmp_path / "reports")}
-    master = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=env)
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "locust"), "-f",
-                               "loadtests/locustfile.py", "--worker", "--master-host",
-                               "127.0.0.1", "--master-port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        out, _ = master.communicate(timeout=60)
-        worker.wait(timeout=15)  # the master's quit ends the stock worker too
-    finally:
-        for proc in (master, worker):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert master.returncode == 0, out
-    run_dir = next(line[17:].strip() for line in out.splitlines()
-                   if line.startswith("load: reports in "))
-    s = json.loads((Path(run_dir) / "summary.json").read_text())
-    assert s["workers"] == 1 and s["totals"]["requests"] > 10
-    assert sum(s["requests_seen_by_master_per_worker"].values()) == s["totals"]["requests"]
-    assert s["totals"]["checks_passed"] == 2 * s["totals"]["requests"]
-
-
-@pytest.mark.unit
-def test_deploy_configmap_carries_the_locustfile() -> None:
-    cm = yaml.safe_load((ROOT / "deploy" / "locust-configmap.yaml").read_text())
-    assert cm["data"]["locustfile.py"] == (ROOT / "loadtests" / "locustfile.py").read_text(), \
-        "deploy/locust-configmap.yaml is stale: run .venv/bin/python deploy/make_configmap.py"
-    docs = [d for f in ("locust-master.yaml", "locust-worker.yaml")
-            for d in yaml.safe_load_all((ROOT / "deploy" / f).read_text())]
-    kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["Deployment", "Deployment", "Service"]
-    for d in docs:
-        if d["kind"] == "Deployment":
-            vols = d["spec"]["template"]["spec"]["volumes"]
-            assert vols[0]["configMap"]["name"] == cm["metadata"]["name"]
-
-
-@pytest.mark.sandbox
 def test_stages_ramp_up_and_down(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "ramp")
     assert run.code == 0, run.output
@@ -241,22 +327,6 @@ def test_stages_ramp_up_and_down(sb: Sandbox, tmp_path: Path) -> None:
     assert max(users) == 8 and users[-1] < 8 and peak > 0, users
 
 
-@pytest.mark.sandbox
-def test_locustfile_runs_standalone(sb: Sandbox, tmp_path: Path) -> None:
-    """`locust -f loadtests/locustfile.py --host URL` works without the runner."""
-    proc = subprocess.run([str(Path(sys.executable).parent / "locust"), "-f",
-                           "loadtests/locustfile.py", "--host", sb.profile.service.base_url,
-                           "--headless", "-u", "4", "-r", "4", "--run-time", "3s",
-                           "--only-summary"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    for name in ("/api/health", "/api/ready", "/api/status"):
-        assert f"GET      {name}" in out
-    assert "checks: 100.00% passed" in out
-
-
-@pytest.mark.sandbox
 def test_run_never_outlives_its_bound(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):  # requests are in flight when the time is up
         run = playbook_load(sb.path, tmp_path, "--profile", "bounded")
@@ -268,7 +338,6 @@ def test_run_never_outlives_its_bound(sb: Sandbox, tmp_path: Path) -> None:
     assert run.code == 1 and not s["aborted"]  # abort_on_fail is off: judged at the end
 
 
-@pytest.mark.sandbox
 @pytest.mark.parametrize("thresholds, sentence", [
     ({"http_req_duratoin": ["p(95)<2000"]}, "unknown metric 'http_req_duratoin'"),
     ({"http_req_duration{name:/api/nope}": ["p(95)<2000"]}, "unknown endpoint '/api/nope'"),
@@ -283,14 +352,12 @@ def test_bad_threshold_is_rejected_before_the_run(sb: Sandbox, tmp_path: Path,
     assert "load smoke" not in run.output and not run.summary  # no load was started
 
 
-@pytest.mark.sandbox
 def test_unknown_load_profile_is_rejected(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "soak")
     assert run.code == 2
-    assert "no load profile 'soak' (known: smoke, long, bounded, ramp)" in run.output
+    assert "no load profile 'soak' (known: smoke, long, bounded, ramp, knee)" in run.output
 
 
-@pytest.mark.sandbox
 def test_unreachable_target_exits_2_with_a_sentence(sb: Sandbox, tmp_path: Path) -> None:
     port = free_port_block(1)
     run = playbook_load(variant(sb, tmp_path, base_url=f"http://127.0.0.1:{port}"), tmp_path)
@@ -303,7 +370,6 @@ def test_unreachable_target_exits_2_with_a_sentence(sb: Sandbox, tmp_path: Path)
 # --- the pytest gate (loadtests/) ------------------------------------------------------------
 
 
-@pytest.mark.sandbox
 def test_gate_green_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     res = run_suite(sb.path, "loadtests", tmp=tmp_path, extra=["--load-profile", "smoke"])
     assert res.returncode == 0, res.output
@@ -317,10 +383,9 @@ def test_gate_green_on_healthy_sandbox(sb: Sandbox, tmp_path: Path) -> None:
     labels = {(lb["name"], lb["value"]) for lb in gate["labels"]}
     assert ("severity", "critical") in labels and ("feature", "performance") in labels
     names = {a["name"] for a in gate.get("attachments", [])}
-    assert {"report.html", "summary.json", "locust_stats.csv"} <= names
+    assert {"report.html", "load.svg", "summary.json", "locust_stats.csv"} <= names
 
 
-@pytest.mark.sandbox
 def test_gate_red_names_the_threshold(sb: Sandbox, tmp_path: Path) -> None:
     with chaos(sb, latency_seconds=0.5):
         res = run_suite(sb.path, "loadtests", tmp=tmp_path, extra=["--load-profile", "smoke"])
@@ -333,7 +398,6 @@ def test_gate_red_names_the_threshold(sb: Sandbox, tmp_path: Path) -> None:
     assert "limit < 400 ms" in msg and " ms over " in msg  # limit and value
 
 
-@pytest.mark.sandbox
 def test_gate_unreachable_target_is_a_sentence(sb: Sandbox, tmp_path: Path) -> None:
     port = free_port_block(1)
     res = run_suite(variant(sb, tmp_path, base_url=f"http://127.0.0.1:{port}"), "loadtests",
