@@ -464,7 +464,11 @@ class LoadSession:
             sock = conn.sock
             try:
                 sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-                sock.sendall(wire)
+                # send() first: a request head fits the socket buffer in one call, and gevent's
+                # sendall() costs a getsockopt() system call each time
+                sent = sock.send(wire)
+                if sent < len(wire):
+                    sock.sendall(wire[sent:])
                 if chunks is not None:
                     for chunk in chunks:
                         if chunk:
