@@ -303,7 +303,7 @@ def main() -> int:
     text = table(results, args.seconds, args.short, args.concurrency, args.rounds)
     print(text)
     if args.write:
-        command = "python bench/run_bench.py " + " ".join(sys.argv[1:])
+        command = ".venv/bin/python bench/run_bench.py " + " ".join(sys.argv[1:])
         write_results(text, command.strip())
     return 0
 
