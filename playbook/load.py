@@ -29,8 +29,18 @@ profile or threshold, target unreachable at start, workers did not connect).
 to 127.0.0.1 only) and N worker processes (`python -m playbook.load --worker`) generate the
 load; thresholds are evaluated on the master's aggregated statistics.
 
+The stages are the locustfile's LoadTestShape (playbook.loadclient.PlanShape), fed the run's
+load plan (plan.json, also exported as PLAYBOOK_LOAD_PLAN to the workers); the same shape runs
+under a plain `locust -f` and in deploy/.
+
+`--find-capacity` steps users up (the profile's `load.capacity`) and judges the load profile's
+thresholds on each step alone, until one breaks or a bound (users, steps, seconds) is reached;
+the knee is the step with the highest req/s where every threshold passed.
+
 Reports: reports/load/<run>/ holds locust_stats.csv (+ history, failures, exceptions),
-report.html (Locust's) and summary.json (every threshold with its limit and value, totals).
+report.html (Locust's, with its charts: the stats history runs), load.svg (p50/p95, req/s and
+failures over time - or, for --find-capacity, over users - with the thresholds drawn),
+plan.json and summary.json (every threshold with its limit and value, totals, the steps).
 """
 
 from __future__ import annotations
