@@ -4,6 +4,7 @@ must not happen inside pytest.
 
 Reads one JSON request per line on stdin:
     {"settings": {"http_client": "playbook", "timeout": 1, ...}, "base": "http://127.0.0.1:P",
+     "plan": {...a load plan: its settings instead...},
      "calls": [{"method": "GET", "url": "/x", "kwargs": {...}, "catch": "fail"|"success"}]}
 (the calls share one user, so its keep-alive pool and cookies); writes one JSON line back:
     {"results": [{"status", "length", "body", "error", "elapsed", "events": [...]}]}
@@ -20,12 +21,14 @@ from typing import Any
 import locust  # noqa: F401 - gevent's patching first
 from locust.env import Environment
 
-from playbook.loadclient import LoadUser
+from playbook.loadclient import LoadUser, Plan, configure
 
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
     settings = spec.get("settings", {})
     cls = type("DriverUser", (LoadUser,), {"abstract": False, "host": spec["base"], **settings})
+    if "plan" in spec:  # the settings as a load plan gives them
+        configure([cls], Plan.from_json(json.dumps(spec["plan"]), "the test's plan"))
     env = Environment(user_classes=[cls])
     events: list[dict[str, Any]] = []
 
@@ -64,7 +67,8 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
             "sha1": hashlib.sha1(content).hexdigest(),
             "body": content[:4000].decode("latin-1"),
             "error": None if error is None else f"{type(error).__name__}: {error}",
-            "elapsed": elapsed, "events": events[before:]})
+            "elapsed": elapsed, "events": events[before:],
+            "client": type(user.client).__name__})
     user.on_stop()
     return {"results": results}
 

@@ -245,12 +245,13 @@ def test_picture_has_latency_throughput_failures_and_thresholds(smoke: LoadRun) 
 
 
 def test_fasthttp_behind_the_profile_switch(sb: Sandbox, tmp_path: Path) -> None:
-    run = playbook_load(variant(sb, tmp_path, load={"client": "fasthttp"}), tmp_path)
+    run = playbook_load(variant(sb, tmp_path, load={"client": "fasthttp", "tls_verify": False}),
+                        tmp_path)
     assert run.code == 0, run.output
     assert run.summary["client"] == "fasthttp" and run.summary["totals"]["failures"] == 0
     assert run.summary["totals"]["check_pass_rate"] == 1.0
     plan = json.loads(Path(run.summary["files"]["plan.json"]).read_text())
-    assert plan["client"] == "fasthttp"
+    assert plan["client"] == "fasthttp" and plan["tls_verify"] is False  # what the users got
 
 
 @pytest.mark.parametrize("load, sentence", [

@@ -66,14 +66,22 @@ def test_plain_locust_runs_the_profiles_ramp(sb: Sandbox, tmp_path: Path) -> Non
     assert "checks: 100.00% passed" in out
 
 
-def test_plain_locust_without_a_plan_is_one_sentence(tmp_path: Path) -> None:
-    env = {**os.environ, "PLAYBOOK_ENV": str(tmp_path / "missing.yaml")}
-    env.pop("PLAYBOOK_LOAD_PLAN", None)
+@pytest.mark.parametrize("variables, sentence", [
+    ({"PLAYBOOK_ENV": "{tmp}/missing.yaml"}, "{tmp}/missing.yaml: profile file not found"),
+    ({"PLAYBOOK_LOAD_PROFILE": "soak"}, "no load profile 'soak' for PLAYBOOK_LOAD_PROFILE"),
+    ({"PLAYBOOK_LOAD_PLAN": "{tmp}/plan.json"}, "{tmp}/plan.json: not a load plan"),
+    ({"PLAYBOOK_LOAD_PLAN": "{tmp}/none.json"}, "cannot read the load plan"),
+], ids=["profile", "load-profile", "plan", "plan-file"])
+def test_plain_locust_without_a_plan_is_one_sentence(tmp_path: Path, variables: dict[str, str],
+                                                     sentence: str) -> None:
+    (tmp_path / "plan.json").write_text('{"stages": "soon"}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_")}
+    env.update({k: v.format(tmp=tmp_path) for k, v in variables.items()})
     proc = subprocess.run([LOCUST, "-f", "loadtests/locustfile.py", "--headless"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
-    assert f"{tmp_path / 'missing.yaml'}: profile file not found" in out
+    assert sentence.format(tmp=tmp_path) in out
     assert "Traceback" not in out
 
 

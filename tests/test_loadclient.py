@@ -260,10 +260,13 @@ def drive() -> Iterator[Callable[..., list[dict[str, Any]]]]:
     threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout],  # type: ignore
                      daemon=True).start()
 
-    def call(base: str, *calls: dict[str, Any], **settings: Any) -> list[dict[str, Any]]:
+    def call(base: str, *calls: dict[str, Any], plan: dict[str, Any] | None = None,
+             **settings: Any) -> list[dict[str, Any]]:
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({"base": base, "settings": settings,
-                                     "calls": list(calls)}) + "\n")
+        spec = {"base": base, "settings": settings, "calls": list(calls)}
+        if plan is not None:
+            spec["plan"] = plan
+        proc.stdin.write(json.dumps(spec) + "\n")
         proc.stdin.flush()
         out = json.loads(lines.get(timeout=60))
         assert "crash" not in out, out["crash"]
@@ -385,6 +388,21 @@ def test_tls_verified_against_the_given_ca(servers: Servers, drive: Drive, clien
     assert "IP address mismatch" in wrong_name["error"], wrong_name["error"]
     assert unverified["status"] == 200, unverified
     assert untrusted["events"][0]["exception"] is not None  # reported as a failure
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_the_plan_sets_the_client_and_tls(servers: Servers, drive: Drive, client: str) -> None:
+    """A profile's load.client, tls_verify and ca_file reach the users through the plan."""
+    plan = {"stages": [{"duration": 1, "users": 1, "spawn_rate": 1}], "client": client,
+            "timeout": 2, "tls_verify": False}
+    (unverified,) = drive(servers.wrong.base, get("/json"), plan=plan)
+    (verified,) = drive(servers.wrong.base, get("/json"), plan={**plan, "tls_verify": True})
+    (trusted,) = drive(servers.tls.base, get("/json"),
+                       plan={**plan, "tls_verify": True, "ca_file": str(servers.ca)})
+    assert unverified["client"] == ("LoadSession" if client == "playbook" else
+                                     "FastHttpSession")
+    assert unverified["status"] == 200 and trusted["status"] == 200, (unverified, trusted)
+    assert verified["status"] == 0 and "CERTIFICATE_VERIFY_FAILED" in verified["error"]
 
 
 # --- resets and retries: the same as FastHttpUser ----------------------------------------
