@@ -62,6 +62,7 @@ IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))  # 
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 USER_AGENT = "security-dashboard-playbook-load"
 MAX_HEAD = 64 * 1024
+_NOTHING: frozenset[str] = frozenset()
 READ_SIZE = 64 * 1024
 
 
@@ -262,9 +263,12 @@ class LoadSession:
             self.auth_header = _basic_auth(unquote(split.username), unquote(split.password or ""))
             netloc = split.netloc.rpartition("@")[2]
             self.base_url = split._replace(netloc=netloc).geturl().rstrip("/")
-        extra = "".join(f"{_field(k)}: {_value(v)}\r\n" for k, v in (headers or {}).items())
-        self._default_headers = (f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
-                                 f"Accept-Encoding: gzip, deflate\r\n{extra}")
+        # lower-cased name -> header line; a request's own header replaces one of these
+        self._defaults = {"user-agent": f"User-Agent: {USER_AGENT}", "accept": "Accept: */*",
+                          "accept-encoding": "Accept-Encoding: gzip, deflate"}
+        for k, v in (headers or {}).items():
+            self._defaults[k.lower()] = f"{_field(k)}: {_value(v)}"
+        self._default_headers = "".join(line + "\r\n" for line in self._defaults.values())
         self._origins: dict[str, _Origin] = {}
         self._heads: dict[tuple[str, str], tuple[_Origin, str, bytes]] = {}
         self._tls: Any = None
@@ -340,7 +344,10 @@ class LoadSession:
         seconds = self.timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + seconds
         try:
-            resp = self._follow(method, url, extra, body, deadline, seconds, allow_redirects)
+            replaced = frozenset(lowered) & (self._defaults.keys() | {"host"}) if headers else \
+                _NOTHING
+            resp = self._follow(method, url, extra, body, deadline, seconds, allow_redirects,
+                                replaced)
             if resp.status_code >= 400:
                 resp.error = BadStatusCode(f"HTTP {resp.status_code} {resp.reason}".rstrip())
         except (OSError, ProtocolError, TooManyRedirects, ValueError, zlib.error) as e:
@@ -369,11 +376,12 @@ class LoadSession:
     # -- redirects, cookies --
 
     def _follow(self, method: str, url: str, extra: str, body: Any, deadline: float,
-                seconds: float, allow_redirects: bool) -> LoadResponse:
+                seconds: float, allow_redirects: bool, replaced: frozenset[str]
+                ) -> LoadResponse:
         history: list[LoadResponse] = []
         first_origin: _Origin | None = None
         for _hop in range(self.max_redirects + 1):
-            origin, full_url, head = self._head(method, url)
+            origin, full_url, head = self._head(method, url, replaced)
             if first_origin is None:
                 first_origin = origin
             jar = self.cookiejar
@@ -435,9 +443,11 @@ class LoadSession:
             origin = self._origins[key] = _Origin(scheme, split.hostname, port)
         return origin
 
-    def _head(self, method: str, url: str) -> tuple[_Origin, str, bytes]:
-        """The request line and fixed headers for (method, url), built once and cached."""
-        cached = self._heads.get((method, url))
+    def _head(self, method: str, url: str, replaced: frozenset[str] = _NOTHING
+              ) -> tuple[_Origin, str, bytes]:
+        """The request line and fixed headers for (method, url), built once and cached;
+        without the default headers (or Host) the request sets itself (`replaced`)."""
+        cached = None if replaced else self._heads.get((method, url))
         if cached is not None:
             return cached
         full = url if url.startswith(("http://", "https://", "HTTP://", "HTTPS://")) else \
@@ -447,10 +457,12 @@ class LoadSession:
         target = quote(split.path or "/", safe="/%:@!$&'()*+,;=-._~")
         if split.query:
             target += "?" + quote(split.query, safe="/?%:@!$&'()*+,;=-._~")
-        head = (f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
-                f"{self._default_headers}").encode("latin-1")
+        fixed = self._default_headers if not replaced else "".join(
+            line + "\r\n" for name, line in self._defaults.items() if name not in replaced)
+        host = "" if "host" in replaced else f"Host: {origin.host_header}\r\n"
+        head = f"{method} {target} HTTP/1.1\r\n{host}{fixed}".encode("latin-1")
         cached = (origin, full, head)
-        if len(self._heads) < 1024:  # a journey requests a handful of URLs; bound the cache
+        if not replaced and len(self._heads) < 1024:  # a journey requests a few URLs
             self._heads[(method, url)] = cached
         return cached
 

@@ -47,6 +47,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    names: list[str] = field(default_factory=list)  # every header line's name, in order
 
 
 @dataclass
@@ -106,7 +107,8 @@ class Server:
                 while len(buf) < n:
                     buf += conn.recv(65536)
                 body, buf = buf[:n], buf[n:]
-                req = Request(method, target, headers, body)
+                req = Request(method, target, headers, body,
+                              [ln.partition(":")[0].lower() for ln in lines[1:]])
                 self.requests.append(req)
                 route = ROUTES.get(target.split("?")[0]) or ROUTES.get(
                     "/" + target.split("/")[1])
@@ -185,7 +187,8 @@ ROUTES: dict[str, Callable[[socket.socket, Request], bool]] = {
     "/loop": lambda c, r: _send(c, "302 Found", headers="Location: /loop\r\n"),
     "/see-other": lambda c, r: _send(c, "303 See Other", headers="Location: /echo\r\n"),
     "/echo": lambda c, r: _send(c, "200 OK", json.dumps(
-        {"method": r.method, "length": len(r.body), "headers": r.headers}).encode()),
+        {"method": r.method, "length": len(r.body), "headers": r.headers,
+         "names": r.names}).encode()),
     "/set-cookie": lambda c, r: _send(c, "200 OK", b"{}",
                                       "Set-Cookie: session=abc123; Path=/\r\n"
                                       "Set-Cookie: theme=dark; Path=/other\r\n"),
@@ -331,6 +334,17 @@ def test_request_bodies_and_names(servers: Servers, drive: Drive) -> None:
     assert servers.plain.requests[-3].body == b"k=v+w"
     assert named["events"][0]["name"] == "/json?id=[id]"
     assert renamed["events"][0]["name"] == "grouped"
+
+
+def test_own_headers_replace_the_defaults(servers: Servers, drive: Drive) -> None:
+    own, plain = drive(servers.plain.base,
+                       get("/echo", headers={"accept": "application/json", "X-Trace": "1",
+                                             "User-Agent": "journey/1"}), get("/echo"))
+    sent = json.loads(own["body"])
+    assert sent["headers"]["accept"] == "application/json"
+    assert sent["headers"]["user-agent"] == "journey/1" and sent["headers"]["x-trace"] == "1"
+    assert sorted(sent["names"]) == sorted(set(sent["names"])), sent["names"]  # no repeats
+    assert json.loads(plain["body"])["headers"]["accept"] == "*/*"  # the cache is intact
 
 
 # --- checks and reports -------------------------------------------------------------------
