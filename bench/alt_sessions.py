@@ -15,15 +15,8 @@ from typing import Any
 
 from geventhttpclient import HTTPClient
 
-from playbook.loadclient import (
-    ConnectionClosed,
-    Headers,
-    LoadResponse,
-    LoadSession,
-    ProtocolError,
-    _Conn,
-    _Origin,
-)
+from playbook.loadclient import LoadSession
+from playbook.loadwire import Conn, ConnectionClosed, Headers, LoadResponse, Origin, ProtocolError
 
 
 class GhcSession(LoadSession):
@@ -31,7 +24,7 @@ class GhcSession(LoadSession):
         super().__init__(*args, **kw)
         self._clients: dict[str, HTTPClient] = {}
 
-    def _exchange(self, origin: _Origin, method: str, wire: bytes, chunks: Any,
+    def _exchange(self, origin: Origin, method: str, wire: bytes, chunks: Any,
                   deadline: float, seconds: float, url: str) -> LoadResponse:
         client = self._clients.get(origin.key)
         if client is None:
@@ -85,7 +78,7 @@ class HttptoolsSession(LoadSession):
         self._parser = httptools.HttpResponseParser
         self._error = httptools.HttpParserError
 
-    def _read(self, conn: _Conn, origin: _Origin, method: str, deadline: float,
+    def _read(self, conn: Conn, origin: Origin, method: str, deadline: float,
               seconds: float, url: str) -> LoadResponse:
         proto = _Protocol()
         parser = proto.parser = self._parser(proto)

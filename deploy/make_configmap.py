@@ -4,8 +4,9 @@
 
 The ConfigMap carries what the stock Locust image lacks, mounted at /mnt/locust:
 - locustfile.py: loadtests/locustfile.py;
-- loadclient.py: playbook/loadclient.py (the journeys' client and the load plan's shape; the
-  locustfile imports it from beside itself when the playbook package is not installed);
+- loadclient.py, loadwire.py, loadplan.py: the journeys' client, its wire and the load plan
+  with its shape, from playbook/ (the locustfile imports them from beside itself when the
+  playbook package is not installed);
 - plan.json: the load plan of --env's load profile --profile (stages, client settings), which
   PLAYBOOK_LOAD_PLAN points the master and the workers at: the master's shape runs its ramp.
 """
@@ -20,11 +21,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD = ("# Generated from loadtests/locustfile.py, playbook/loadclient.py and the {source}\n"
-        "# load profile - do not edit here. Regenerate with:\n"
+HEAD = ("# Generated from loadtests/locustfile.py, playbook/load{{client,wire,plan}}.py and\n"
+        "# the {source} load profile - do not edit here. Regenerate with:\n"
         "#   .venv/bin/python deploy/make_configmap.py --env {env} --profile {profile}\n"
-        "# (tests/test_load.py fails when this copy and the sources differ.)\n")
+        "# (tests/test_load_deploy.py fails when this copy and the sources differ.)\n")
 DEFAULT_ENV, DEFAULT_PROFILE = "production", "gate"
+SHIPPED = ("loadclient", "loadwire", "loadplan")  # playbook/ modules the locustfile imports
 
 
 class _Literal(str):
@@ -33,7 +35,7 @@ class _Literal(str):
 
 def plan_json(env: str, profile: str) -> str:
     from playbook import config
-    from playbook.loadclient import Plan
+    from playbook.loadplan import Plan
 
     plan = Plan.from_profile(config.load(env, {}), profile)
     # the bundled profile's path on this machine means nothing in the cluster
@@ -45,9 +47,10 @@ def plan_json(env: str, profile: str) -> str:
 def render(env: str = DEFAULT_ENV, profile: str = DEFAULT_PROFILE) -> str:
     yaml.add_representer(_Literal, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v,
                                                                    style="|"))
-    data = {"locustfile.py": _Literal((ROOT / "loadtests" / "locustfile.py").read_text()),
-            "loadclient.py": _Literal((ROOT / "playbook" / "loadclient.py").read_text()),
-            "plan.json": _Literal(plan_json(env, profile))}
+    data = {"locustfile.py": _Literal((ROOT / "loadtests" / "locustfile.py").read_text())}
+    for name in SHIPPED:
+        data[f"{name}.py"] = _Literal((ROOT / "playbook" / f"{name}.py").read_text())
+    data["plan.json"] = _Literal(plan_json(env, profile))
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "locust-locustfile", "namespace": "security-dashboard-load",
                        "labels": {"app.kubernetes.io/name": "locust"}},

@@ -10,12 +10,13 @@ wrong is a failed request (response.failure) and a failed check. Checks are also
 endpoint, like k6's `checks` metric, so a "check pass rate" exists; in distributed mode the
 workers send their counts to the master with their stats.
 
-The users are `LoadUser`s (playbook/loadclient.py): the playbook's HTTP/1.1 client, at k6's CPU
-cost per request (bench/RESULTS.md), or Locust's FastHttpSession with the profile's
-`load.client: fasthttp`.
+The users are `LoadUser`s (playbook/loadclient.py, its wire playbook/loadwire.py): the
+playbook's HTTP/1.1 client, at k6's CPU cost per request (bench/RESULTS.md), or Locust's
+FastHttpSession with the profile's `load.client: fasthttp`.
 
-The ramp is `Ramp`, a LoadTestShape that follows the load plan, so `playbook load`, a plain
-`locust -f` and the master in deploy/ run the same stages. Where the plan comes from:
+The ramp is `Ramp`, a LoadTestShape that follows the load plan (playbook/loadplan.py), so
+`playbook load`, a plain `locust -f` and the master in deploy/ run the same stages. Where the
+plan comes from:
 - PLAYBOOK_LOAD_PLAN=<file.json>: a plan file (`playbook load` writes one into its run's
   report directory; deploy/'s ConfigMap ships one, made by deploy/make_configmap.py);
 - otherwise the profile PLAYBOOK_ENV (a bundled name or a path; default `local`) and its load
@@ -28,8 +29,8 @@ Standalone:  PLAYBOOK_ENV=staging PLAYBOOK_LOAD_PROFILE=gate locust -f loadtests
 a library and reads from it: ENDPOINTS (the request names a threshold may select), the shape,
 and `environment.checks` (endpoint -> [passed, failed]).
 
-Only `locust` and the client module are imported here: deploy/'s ConfigMap ships this file with
-playbook/loadclient.py beside it as loadclient.py.
+Only `locust` and the client's modules are imported here: deploy/'s ConfigMap ships this file
+with playbook/loadclient.py, loadwire.py and loadplan.py beside it.
 """
 
 from __future__ import annotations
@@ -41,15 +42,11 @@ from typing import Any
 from locust import between, constant_pacing, events, task
 
 try:
-    from playbook.loadclient import LoadUser, PlanError, PlanShape, configure, current_plan
+    from playbook.loadclient import LoadUser
+    from playbook.loadplan import PlanError, PlanShape, configure, current_plan
 except ImportError:  # deploy/: the stock image has no playbook package; the ConfigMap ships it
-    from loadclient import (  # type: ignore[no-redef]
-        LoadUser,
-        PlanError,
-        PlanShape,
-        configure,
-        current_plan,
-    )
+    from loadclient import LoadUser  # type: ignore[no-redef]
+    from loadplan import PlanError, PlanShape, configure, current_plan  # type: ignore[no-redef]
 
 HEALTH, READY, STATUS = "/api/health", "/api/ready", "/api/status"
 READ_ENDPOINTS = ("/api/vulnerabilities", "/api/assets", "/api/alerts")

@@ -1,4 +1,4 @@
-"""The journeys' Locust user: an HTTP/1.1 client at k6's CPU cost per request, and the load plan.
+"""The journeys' Locust user: an HTTP/1.1 client at k6's CPU cost per request.
 
 `LoadUser` is a Locust `User` whose `self.client` speaks the API the journeys use from
 FastHttpUser (`get/post/... (path, name=, catch_response=True, headers=, json=, data=,
@@ -25,53 +25,55 @@ The client (`LoadSession`), why it is cheap and what it does:
   at most `concurrency + 1` times; a refused connection, a timeout or a connection lost in the
   middle of an answer is reported at once.
 
-The load plan (`Plan`): the stages a run follows and the client settings, as JSON. `playbook
-load` writes it for its run; deploy/ ships one in its ConfigMap; a plain `locust -f` reads the
-profile named by PLAYBOOK_ENV and PLAYBOOK_LOAD_PROFILE. `PlanShape` is the LoadTestShape that
-follows it; `configure()` applies it to the user classes.
-
-Shipped alone: deploy/'s ConfigMap carries this file beside the locustfile (the stock Locust
-image has no `playbook` package), so it imports only the standard library, gevent and Locust at
-module level, and no ssl before Locust has patched the interpreter.
+The wire (reading and framing responses) is playbook/loadwire.py; the load plan and the shape
+are playbook/loadplan.py. deploy/ ships the three beside the locustfile (the stock Locust image
+has no `playbook` package), so this imports only the standard library, gevent, Locust and its
+sibling at module level, and no ssl before Locust has patched the interpreter.
 """
 
 from __future__ import annotations
 
 import json as _json
-import logging
-import os
-import re
 import time
 import zlib
 from base64 import b64encode
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from gevent import socket as gsocket
 from locust import User
-from locust.exception import CatchResponseError, LocustError, ResponseError, StopTest
-from locust.shape import LoadTestShape
+from locust.exception import StopTest
 
-log = logging.getLogger(__name__)
+try:
+    from playbook.loadwire import (
+        Conn,
+        ConnectionClosed,
+        LoadResponse,
+        Origin,
+        ProtocolError,
+        RequestTimeout,
+        WireReader,
+        timeout_error,
+    )
+except ImportError:  # deploy/: beside the locustfile, without the playbook package
+    from loadwire import (  # type: ignore[no-redef]
+        Conn,
+        ConnectionClosed,
+        LoadResponse,
+        Origin,
+        ProtocolError,
+        RequestTimeout,
+        WireReader,
+        timeout_error,
+    )
 
 CLIENTS = ("playbook", "fasthttp")
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))  # RFC 9110 9.2.2
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 USER_AGENT = "security-dashboard-playbook-load"
-MAX_HEAD = 64 * 1024
 _NOTHING: frozenset[str] = frozenset()
-READ_SIZE = 64 * 1024
-
-
-class ConnectionClosed(ConnectionError):
-    """The server closed (or reset) the connection before the first byte of its answer."""
-
-
-class ProtocolError(Exception):
-    """The server's answer is not HTTP/1.x this client can read."""
 
 
 class BadStatusCode(Exception):
@@ -82,161 +84,12 @@ class TooManyRedirects(Exception):
     pass
 
 
-class RequestTimeout(TimeoutError):
-    pass
 
 
-class Headers(dict[str, str]):
-    """Response headers: names lower-cased, looked up case-insensitively; repeated fields
-    joined with ", " (Set-Cookie is kept apart, see LoadResponse.set_cookies)."""
-
-    def __getitem__(self, name: str) -> str:
-        return dict.__getitem__(self, name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name.lower() if isinstance(name, str) else name)
-
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        return dict.get(self, name.lower(), default)
+# --- the client ------------------------------------------------------------------------------
 
 
-# --- the response -----------------------------------------------------------------------------
-
-
-class LoadResponse:
-    """One answer (or the failure to get one: status_code 0, `error` set). With
-    catch_response=True it is also the context manager that decides how it is reported."""
-
-    __slots__ = ("_catch", "_entered", "_event", "_head", "_headers", "_manual", "content",
-                 "error", "history", "reason", "request_meta", "set_cookies", "status_code",
-                 "url", "version")
-
-    def __init__(self, status: int, reason: str, head: bytes, content: bytes, url: str,
-                 version: str = "HTTP/1.1") -> None:
-        self.status_code, self.reason, self._head = status, reason, head
-        self.content, self.url, self.version = content, url, version
-        self._headers: Headers | None = None
-        self.error: BaseException | None = None
-        self.history: list[LoadResponse] = []
-        self.set_cookies: list[str] = []
-        self.request_meta: dict[str, Any] = {}
-        self._catch = self._entered = False
-        self._manual: bool | BaseException | None = None
-        self._event: Any = None
-
-    @property
-    def headers(self) -> Headers:
-        """Parsed from the response head at the first access (most checks never look)."""
-        if self._headers is None:
-            self._headers = _parse_fields(self._head)
-        return self._headers
-
-    @headers.setter
-    def headers(self, value: Headers) -> None:
-        self._headers = value
-
-    @property
-    def ok(self) -> bool:
-        return 0 < self.status_code < 400
-
-    @property
-    def text(self) -> str:
-        ctype = self.headers.get("content-type") or ""
-        charset = "utf-8"
-        for part in ctype.split(";")[1:]:
-            k, _, v = part.partition("=")
-            if k.strip().lower() == "charset" and v.strip():
-                charset = v.strip().strip('"')
-        try:
-            return self.content.decode(charset, errors="replace")
-        except LookupError:
-            return self.content.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        """The body parsed as JSON (bytes straight to json.loads: UTF-8/16/32 detected)."""
-        return _json.loads(self.content)
-
-    def raise_for_status(self) -> None:
-        if self._manual is not None:
-            if isinstance(self._manual, BaseException):
-                raise self._manual
-            return
-        if self.error is not None:
-            raise self.error
-
-    # catch_response: Locust's ResponseContextManager semantics
-    def __enter__(self) -> LoadResponse:
-        if not self._catch:
-            raise LocustError("In order to use a with-block for requests, you must also pass "
-                              "catch_response=True")
-        self._entered = True
-        return self
-
-    def __exit__(self, exc: Any, value: Any, tb: Any) -> bool:
-        meta = self.request_meta
-        if self._manual is not None:
-            meta["exception"] = None if self._manual is True else self._manual
-            self._event.fire(**meta)
-            return exc is None
-        if exc:
-            if not isinstance(value, ResponseError):
-                return False
-            meta["exception"] = value
-        else:
-            meta["exception"] = self.error
-        self._event.fire(**meta)
-        return True
-
-    def success(self) -> None:
-        self._check_entered()
-        self._manual = True
-
-    def failure(self, exc: BaseException | str) -> None:
-        self._check_entered()
-        self._manual = exc if isinstance(exc, BaseException) else CatchResponseError(exc)
-
-    def _check_entered(self) -> None:
-        if not self._catch:
-            raise LocustError("If you want to change the state of the request, you must pass "
-                              "catch_response=True")
-        if not self._entered:
-            raise LocustError("Tried to set status on a request that has not yet been made; "
-                              "use a with-block")
-
-
-# --- the connection pool and the wire ---------------------------------------------------------
-
-
-class _Conn:
-    __slots__ = ("buf", "sock")
-
-    def __init__(self, sock: Any) -> None:
-        self.sock, self.buf = sock, b""
-
-    def close(self) -> None:
-        with suppress(OSError):
-            self.sock.close()
-
-
-class _Origin:
-    """scheme://host:port, with its Host header and a pool of idle keep-alive connections."""
-
-    __slots__ = ("host", "host_header", "idle", "key", "port", "tls")
-
-    def __init__(self, scheme: str, host: str, port: int) -> None:
-        self.tls, self.host, self.port = scheme == "https", host, port
-        default = 443 if self.tls else 80
-        bracketed = f"[{host}]" if ":" in host else host
-        self.host_header = bracketed if port == default else f"{bracketed}:{port}"
-        self.key = f"{scheme}://{self.host_header}"
-        self.idle: list[_Conn] = []
-
-
-def _timeout_error(what: str, seconds: float) -> RequestTimeout:
-    return RequestTimeout(f"{what} within the {seconds:g} s timeout")
-
-
-class LoadSession:
+class LoadSession(WireReader):
     """A Locust user's HTTP/1.1 client. Not shared between greenlets (one per user)."""
 
     def __init__(self, base_url: str, request_event: Any, user: User | None = None, *,
@@ -269,8 +122,8 @@ class LoadSession:
         for k, v in (headers or {}).items():
             self._defaults[k.lower()] = f"{_field(k)}: {_value(v)}"
         self._default_headers = "".join(line + "\r\n" for line in self._defaults.values())
-        self._origins: dict[str, _Origin] = {}
-        self._heads: dict[tuple[str, str], tuple[_Origin, str, bytes]] = {}
+        self._origins: dict[str, Origin] = {}
+        self._heads: dict[tuple[str, str], tuple[Origin, str, bytes]] = {}
         self._tls: Any = None
 
     # -- the public API (FastHttpSession's) --
@@ -379,7 +232,7 @@ class LoadSession:
                 seconds: float, allow_redirects: bool, replaced: frozenset[str]
                 ) -> LoadResponse:
         history: list[LoadResponse] = []
-        first_origin: _Origin | None = None
+        first_origin: Origin | None = None
         for _hop in range(self.max_redirects + 1):
             origin, full_url, head = self._head(method, url, replaced)
             if first_origin is None:
@@ -431,7 +284,7 @@ class LoadSession:
 
     # -- request heads, origins --
 
-    def _origin_of(self, url: str) -> _Origin:
+    def _origin_of(self, url: str) -> Origin:
         split = urlsplit(url)
         scheme = split.scheme.lower()
         if scheme not in ("http", "https") or not split.hostname:
@@ -440,11 +293,11 @@ class LoadSession:
         key = f"{scheme}://{split.hostname}:{port}"
         origin = self._origins.get(key)
         if origin is None:
-            origin = self._origins[key] = _Origin(scheme, split.hostname, port)
+            origin = self._origins[key] = Origin(scheme, split.hostname, port)
         return origin
 
     def _head(self, method: str, url: str, replaced: frozenset[str] = _NOTHING
-              ) -> tuple[_Origin, str, bytes]:
+              ) -> tuple[Origin, str, bytes]:
         """The request line and fixed headers for (method, url), built once and cached;
         without the default headers (or Host) the request sets itself (`replaced`)."""
         cached = None if replaced else self._heads.get((method, url))
@@ -468,7 +321,7 @@ class LoadSession:
 
     # -- one exchange on the wire, with FastHttpUser's retry rule --
 
-    def _exchange(self, origin: _Origin, method: str, wire: bytes, chunks: Any,
+    def _exchange(self, origin: Origin, method: str, wire: bytes, chunks: Any,
                   deadline: float, seconds: float, url: str) -> LoadResponse:
         attempts_left = self.concurrency + 1
         while True:
@@ -488,7 +341,7 @@ class LoadSession:
                     sock.sendall(b"0\r\n\r\n")
             except TimeoutError:
                 conn.close()
-                raise _timeout_error("the request was not sent", seconds) from None
+                raise timeout_error("the request was not sent", seconds) from None
             except (ConnectionResetError, BrokenPipeError):
                 # The server may have answered before it closed (e.g. a 413 on a large body).
                 try:
@@ -509,10 +362,10 @@ class LoadSession:
                     continue
                 raise
 
-    def _connect(self, origin: _Origin, deadline: float, seconds: float) -> _Conn:
+    def _connect(self, origin: Origin, deadline: float, seconds: float) -> Conn:
         limit = min(self.connect_timeout, deadline - time.monotonic())
         if limit <= 0:
-            raise _timeout_error("no connection", seconds)
+            raise timeout_error("no connection", seconds)
         try:
             sock = gsocket.create_connection((origin.host, origin.port), timeout=limit)
         except TimeoutError:
@@ -529,7 +382,7 @@ class LoadSession:
             except BaseException:
                 sock.close()
                 raise
-        return _Conn(sock)
+        return Conn(sock)
 
     def _tls_context(self) -> Any:
         if self._tls is None:
@@ -544,245 +397,6 @@ class LoadSession:
             ctx.set_alpn_protocols(["http/1.1"])
             self._tls = ctx
         return self._tls
-
-    def _recv(self, conn: _Conn, deadline: float, seconds: float, what: str) -> bytes:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _timeout_error(what, seconds)
-        sock = conn.sock
-        sock.settimeout(left)
-        try:
-            return sock.recv(READ_SIZE)
-        except TimeoutError:
-            raise _timeout_error(what, seconds) from None
-        except OSError as e:  # ssl's "The read operation timed out" is an OSError too
-            if time.monotonic() >= deadline:
-                raise _timeout_error(what, seconds) from None
-            raise e
-
-    def _read(self, conn: _Conn, origin: _Origin, method: str, deadline: float,
-              seconds: float, url: str) -> LoadResponse:
-        """Read one response from `conn`; put the connection back in the pool or close it."""
-        try:
-            buf, conn.buf = conn.buf, b""
-            first = not buf
-            while True:  # interim 1xx answers are skipped
-                end = buf.find(b"\r\n\r\n")
-                while end < 0:
-                    if len(buf) > MAX_HEAD:
-                        raise ProtocolError(f"the response head from {origin.key} is larger "
-                                            f"than {MAX_HEAD // 1024} KiB")
-                    try:
-                        data = self._recv(conn, deadline, seconds, "no response")
-                    except ConnectionResetError:
-                        if first:
-                            raise ConnectionClosed("the connection was reset before the "
-                                                   "response") from None
-                        raise
-                    if not data:
-                        if first:
-                            raise ConnectionClosed("the server closed the connection before "
-                                                   "answering")
-                        raise ProtocolError("the server closed the connection in the middle "
-                                            "of the response head")
-                    first = False
-                    scan = max(0, len(buf) - 3)
-                    buf += data
-                    end = buf.find(b"\r\n\r\n", scan)
-                head = buf[:end]
-                status, reason, version = _status_line(head)
-                buf = buf[end + 4:]
-                if status >= 200 or status == 101:
-                    break
-            # The fields that frame the body, found in one pass; the rest is parsed only
-            # when someone reads resp.headers.
-            length = chunked = encoding = None
-            keep = version == "HTTP/1.1"
-            cookies = False
-            if b"\r\n " in head or b"\r\n\t" in head:  # obsolete line folding: slow path
-                fields = [(k.encode(), v.lower().encode("latin-1")) for k, v in
-                          _parse_fields(head).items() if k in _FRAMING_NAMES]
-            else:
-                fields = _FRAMING.findall(head.lower())
-            for name, value in fields:
-                if name == b"content-length":
-                    length = _content_length(value, length)
-                elif name == b"transfer-encoding":
-                    chunked = value.rsplit(b",", 1)[-1].strip() == b"chunked"
-                elif name == b"connection":
-                    keep = b"close" not in value and (keep or b"keep-alive" in value)
-                elif name == b"content-encoding":
-                    encoding = value.strip()
-                else:
-                    cookies = True
-            if method == "HEAD" or status in (204, 304) or status == 101:
-                body = b""
-            elif chunked is not None:
-                if chunked:
-                    body, buf = self._chunked(conn, buf, deadline, seconds)
-                else:  # a transfer coding other than chunked last: the body ends at close
-                    body, buf, keep = self._until_close(conn, buf, deadline, seconds), b"", False
-            elif length is not None:
-                if length > self.max_body_bytes:
-                    raise ProtocolError(f"the response body ({length} bytes) is larger than "
-                                        f"{self.max_body_bytes} bytes")
-                if len(buf) >= length:
-                    body, buf = buf[:length], buf[length:]
-                else:
-                    body, buf = self._exactly(conn, buf, length, deadline, seconds), b""
-            else:
-                body, buf, keep = self._until_close(conn, buf, deadline, seconds), b"", False
-            if encoding is not None and body and encoding != b"identity":
-                body = self._decode(body, encoding)
-        except BaseException:
-            conn.close()
-            raise
-        if keep and not buf and len(origin.idle) < self.concurrency:
-            origin.idle.append(conn)
-        else:
-            conn.close()
-        resp = LoadResponse(status, reason, head, body, url, version)
-        if cookies:
-            resp.set_cookies = [v.decode("latin-1").strip() for v in _SET_COOKIE.findall(head)]
-        return resp
-
-    def _exactly(self, conn: _Conn, buf: bytes, n: int, deadline: float, seconds: float
-                 ) -> bytes:
-        out = bytearray(buf)
-        while len(out) < n:
-            data = self._recv(conn, deadline, seconds, "no complete response body")
-            if not data:
-                raise ProtocolError(f"the server closed the connection after {len(out)} of "
-                                    f"{n} body bytes")
-            out += data
-        if len(out) > n:  # a pipelined extra answer we never asked for: the connection is bad
-            raise ProtocolError("the server sent more bytes than its Content-Length")
-        return bytes(out)
-
-    def _until_close(self, conn: _Conn, buf: bytes, deadline: float, seconds: float) -> bytes:
-        out = bytearray(buf)
-        while True:
-            data = self._recv(conn, deadline, seconds, "no complete response body")
-            if not data:
-                return bytes(out)
-            out += data
-            if len(out) > self.max_body_bytes:
-                raise ProtocolError(f"the response body is larger than {self.max_body_bytes} "
-                                    "bytes")
-
-    def _chunked(self, conn: _Conn, buf: bytes, deadline: float, seconds: float
-                 ) -> tuple[bytes, bytes]:
-        """Decode a chunked body from buf + the socket; return (body, bytes left over)."""
-        out = bytearray()
-        data = bytearray(buf)
-        pos = 0
-
-        def more() -> None:
-            got = self._recv(conn, deadline, seconds, "no complete chunked body")
-            if not got:
-                raise ProtocolError("the server closed the connection in the middle of a "
-                                    "chunked body")
-            data.extend(got)
-
-        while True:
-            eol = data.find(b"\r\n", pos)
-            while eol < 0:
-                if len(data) - pos > 4096:
-                    raise ProtocolError("a chunk size line is longer than 4 KiB")
-                more()
-                eol = data.find(b"\r\n", pos)
-            size_text = bytes(data[pos:eol]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
-            if size < 0 or size_text.startswith((b"-", b"+", b"0x", b"0X")):
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}")
-            pos = eol + 2
-            if size == 0:  # trailers, then an empty line
-                while True:
-                    eol = data.find(b"\r\n", pos)
-                    while eol < 0:
-                        if len(data) - pos > MAX_HEAD:
-                            raise ProtocolError("the chunked trailers are too long")
-                        more()
-                        eol = data.find(b"\r\n", pos)
-                    line, pos = data[pos:eol], eol + 2
-                    if not line:
-                        return bytes(out), bytes(data[pos:])
-            if len(out) + size > self.max_body_bytes:
-                raise ProtocolError(f"the response body is larger than {self.max_body_bytes} "
-                                    "bytes")
-            while len(data) < pos + size + 2:
-                more()
-            out += data[pos:pos + size]
-            if data[pos + size:pos + size + 2] != b"\r\n":
-                raise ProtocolError("a chunk does not end with CRLF")
-            pos += size + 2
-            if pos > READ_SIZE:  # keep the buffer small on large bodies
-                del data[:pos]
-                pos = 0
-
-    def _decode(self, body: bytes, coding: bytes) -> bytes:
-        if coding in (b"gzip", b"x-gzip"):
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif coding == b"deflate":
-            d = zlib.decompressobj(zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS)
-        else:  # identity, or a coding we did not ask for: the body as sent
-            return body
-        out = d.decompress(body, self.max_body_bytes + 1)
-        if len(out) > self.max_body_bytes:
-            raise ProtocolError(f"the decoded response body is larger than "
-                                f"{self.max_body_bytes} bytes")
-        return out
-
-
-_FRAMING_NAMES = ("content-length", "transfer-encoding", "connection", "content-encoding",
-                  "set-cookie")
-_FRAMING = re.compile(rb"\r\n(" + b"|".join(n.encode() for n in _FRAMING_NAMES) +
-                      rb")[ \t]*:[ \t]*([^\r\n]*)")
-_SET_COOKIE = re.compile(br"\r\nset-cookie[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
-
-
-def _status_line(head: bytes) -> tuple[int, str, str]:
-    line_end = head.find(b"\r\n")
-    line = head if line_end < 0 else head[:line_end]
-    code = line[9:12]
-    if line[:7] != b"HTTP/1." or line[8:9] != b" " or not code.isdigit() or \
-            line[12:13] not in (b"", b" "):
-        raise ProtocolError(f"not an HTTP/1.x status line: {line[:60]!r}")
-    return int(code), line[13:].decode("latin-1"), line[:8].decode("latin-1")
-
-
-def _parse_fields(head: bytes) -> Headers:
-    """Every field of a response head; repeated fields joined with ", ". Lines that are not
-    fields are skipped (the status line and the framing fields were checked already)."""
-    headers = Headers()
-    name = ""
-    for line in head.decode("latin-1").split("\r\n")[1:]:
-        if line[:1] in (" ", "\t"):  # obsolete line folding: part of the previous value
-            if name:
-                dict.__setitem__(headers, name, dict.__getitem__(headers, name) + " " +
-                                 line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip().lower()
-        if not sep or not name:
-            name = ""
-            continue
-        value = value.strip()
-        previous = dict.get(headers, name)
-        dict.__setitem__(headers, name, value if previous is None else f"{previous}, {value}")
-    return headers
-
-
-def _content_length(value: bytes, before: int | None) -> int:
-    """One Content-Length field; repeated ones ("42, 42" or two fields) must agree."""
-    parts = {p.strip() for p in value.split(b",")}
-    if len(parts) == 1 and (only := parts.pop()).isdigit() and len(only) < 19 and \
-            before in (None, int(only)):
-        return int(only)
-    raise ProtocolError(f"bad or conflicting Content-Length {value[:40]!r}")
 
 
 def _field(name: str) -> str:
@@ -823,6 +437,8 @@ def _cookie_header(jar: Any, url: str, method: str) -> str | None:
     req = urllib.request.Request(url, method=method)
     jar.add_cookie_header(req)
     return req.get_header("Cookie")
+
+
 
 
 # --- the Locust user --------------------------------------------------------------------------
@@ -883,155 +499,3 @@ class LoadUser(User):
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
-
-
-# --- the load plan: stages and client settings ------------------------------------------------
-
-
-class PlanError(Exception):
-    """No usable load plan. One sentence."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    duration: float  # seconds
-    users: int  # reached at this rate, then held until the stage ends
-    spawn_rate: float  # users per second
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run does: the stages (a profile's `users`/`run_time` is one stage) and the
-    client's settings. The JSON of `asdict()` is what PLAYBOOK_LOAD_PLAN names."""
-
-    stages: tuple[Stage, ...]
-    source: str = ""  # "<profile file> load.profiles.<name>"
-    host: str | None = None
-    client: str = "playbook"
-    timeout: float = 5.0
-    tls_verify: bool = True
-    ca_file: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return sum(s.duration for s in self.stages)
-
-    def at(self, elapsed: float) -> tuple[int, float] | None:
-        """(users, spawn rate) at `elapsed` seconds into the run; None when it is over."""
-        end = 0.0
-        for s in self.stages:
-            end += s.duration
-            if elapsed < end:
-                return s.users, s.spawn_rate
-        return None
-
-    def to_json(self) -> str:
-        return _json.dumps(asdict(self), indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, where: str) -> Plan:
-        try:
-            raw = _json.loads(text)
-            stages = tuple(Stage(float(s["duration"]), int(s["users"]), float(s["spawn_rate"]))
-                           for s in raw["stages"])
-            plan = cls(stages, str(raw.get("source", where)), raw.get("host"),
-                       str(raw.get("client", "playbook")), float(raw.get("timeout", 5.0)),
-                       bool(raw.get("tls_verify", True)), raw.get("ca_file"))
-        except (ValueError, KeyError, TypeError) as e:
-            raise PlanError(f"{where}: not a load plan ({type(e).__name__}: {e})") from None
-        if not plan.stages or plan.duration <= 0 or any(
-                s.duration < 0 or s.users < 0 or s.spawn_rate <= 0 for s in plan.stages):
-            raise PlanError(f"{where}: the plan's stages must last > 0 s with users >= 0 and "
-                            "spawn rates > 0")
-        if plan.client not in CLIENTS:
-            raise PlanError(f"{where}: client {plan.client!r} is not one of "
-                            f"{', '.join(CLIENTS)}")
-        return plan
-
-    @classmethod
-    def from_profile(cls, profile: Any, name: str) -> Plan:
-        """The plan of `profile.load.profiles[name]` (a playbook.config.Profile)."""
-        section = profile.load
-        lp = section.profiles[name] if section is not None else None
-        if lp is None:
-            raise PlanError(f"{profile.source}: no load profile {name!r}")
-        if lp.stages:  # k6's stages: a linear ramp from the previous stage's users
-            stages, current = [], 0
-            for st in lp.stages:
-                rate = (abs(st.users - current) / st.duration if st.duration > 0
-                        else float(st.users or 1))
-                stages.append(Stage(st.duration, st.users, round(max(rate, 0.01), 4)))
-                current = st.users
-        else:
-            stages = [Stage(lp.run_time, lp.users, lp.spawn_rate)]
-        return cls(tuple(stages), f"{profile.source} load.profiles.{name}",
-                   profile.service.base_url, section.client, profile.service.timeout,
-                   section.tls_verify, section.ca_file or None)
-
-
-PLAN_VARIABLE = "PLAYBOOK_LOAD_PLAN"
-_plans: dict[tuple[str, ...], Plan] = {}
-
-
-def current_plan(environ: dict[str, str] | None = None) -> Plan:
-    """The plan of this process: the JSON file named by PLAYBOOK_LOAD_PLAN; else the
-    profile PLAYBOOK_ENV (default: local) and its load profile PLAYBOOK_LOAD_PROFILE (default:
-    smoke), which needs the playbook package."""
-    env = os.environ if environ is None else environ
-    path = env.get(PLAN_VARIABLE)
-    key = (path or "", env.get("PLAYBOOK_ENV", ""), env.get("PLAYBOOK_LOAD_PROFILE", ""))
-    if key in _plans:
-        return _plans[key]
-    if path:
-        try:
-            text = open(path, encoding="utf-8").read()  # noqa: SIM115 - read at once
-        except OSError as e:
-            raise PlanError(f"{PLAN_VARIABLE}={path}: cannot read the load plan: "
-                            f"{e.strerror}") from None
-        plan = Plan.from_json(text, path)
-    else:
-        name = env.get("PLAYBOOK_LOAD_PROFILE") or "smoke"
-        try:
-            from playbook import config
-        except ImportError:
-            raise PlanError(f"no load plan: set {PLAN_VARIABLE} to a plan file (deploy/ ships "
-                            "one), or install the playbook package to read PLAYBOOK_ENV's "
-                            "profile") from None
-        try:
-            profile = config.load(env.get("PLAYBOOK_ENV") or None, env)
-        except config.ProfileError as e:
-            raise PlanError(str(e)) from None
-        if profile.load is None or name not in profile.load.profiles:
-            known = ", ".join(profile.load.profiles) if profile.load else "none"
-            raise PlanError(f"{profile.source}: no load profile {name!r} for "
-                            f"PLAYBOOK_LOAD_PROFILE (known: {known})")
-        plan = Plan.from_profile(profile, name)
-    _plans[key] = plan
-    return plan
-
-
-def configure(user_classes: Iterable[type[User]], plan: Plan) -> None:
-    """Give the plan's client settings to every LoadUser class (and its host, as the default
-    that --host or the environment's host overrides)."""
-    for cls in user_classes:
-        if not issubclass(cls, LoadUser):
-            continue
-        cls.http_client = plan.client
-        cls.timeout = plan.timeout
-        cls.insecure = not plan.tls_verify
-        cls.ca_file = plan.ca_file
-        if cls.host is None and plan.host:
-            cls.host = plan.host
-
-
-class PlanShape(LoadTestShape):
-    """The plan's stages as a LoadTestShape; a locustfile subclasses it (`class Ramp(PlanShape):
-    pass`) so that `locust -f`, its master in deploy/ and `playbook load` run the same ramp."""
-
-    abstract = True
-    plan: Plan | None = None  # None: current_plan() at the first tick
-
-    def tick(self) -> tuple[int, float] | None:
-        if self.plan is None:
-            self.plan = current_plan()
-        return self.plan.at(self.get_run_time())

@@ -21,7 +21,8 @@ from typing import Any
 import locust  # noqa: F401 - gevent's patching first
 from locust.env import Environment
 
-from playbook.loadclient import LoadUser, Plan, configure
+from playbook.loadclient import LoadUser
+from playbook.loadplan import Plan, configure
 
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:

@@ -22,15 +22,10 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests.conftest import (
-    LIGHT,
-    ROOT,
-    Sandbox,
-    free_port_block,
-    run_suite,
-    start_sandbox,
-    stop_sandbox,
-)
+from playbook.sandbox.launch import LIGHT, Sandbox, free_port_block, start_sandbox, stop_sandbox
+from tests.conftest import ROOT, run_suite
+
+pytestmark = pytest.mark.sandbox
 
 STOP_TIMEOUT = 3
 SMOKE: dict[str, Any] = {

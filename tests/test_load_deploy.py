@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import LIGHT, ROOT, Sandbox, free_port_block, start_sandbox, stop_sandbox
+from playbook.sandbox.launch import LIGHT, Sandbox, free_port_block, start_sandbox, stop_sandbox
+from tests.conftest import ROOT
 from tests.test_load import LOAD, playbook_load
 
 LOCUST = str(Path(sys.executable).parent / "locust")
@@ -48,6 +49,7 @@ def history_users(csv_prefix: Path) -> list[int]:
     return [int(r.split(",")[users]) for r in rows[1:] if r.split(",")[name] == "Aggregated"]
 
 
+@pytest.mark.sandbox
 def test_plain_locust_runs_the_profiles_ramp(sb: Sandbox, tmp_path: Path) -> None:
     """`locust -f loadtests/locustfile.py` with PLAYBOOK_ENV and PLAYBOOK_LOAD_PROFILE: the
     same stages as `playbook load --profile ramp`, the host from the profile."""
@@ -66,6 +68,7 @@ def test_plain_locust_runs_the_profiles_ramp(sb: Sandbox, tmp_path: Path) -> Non
     assert "checks: 100.00% passed" in out
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("variables, sentence", [
     ({"PLAYBOOK_ENV": "{tmp}/missing.yaml"}, "{tmp}/missing.yaml: profile file not found"),
     ({"PLAYBOOK_LOAD_PROFILE": "soak"}, "no load profile 'soak' for PLAYBOOK_LOAD_PROFILE"),
@@ -85,6 +88,7 @@ def test_plain_locust_without_a_plan_is_one_sentence(tmp_path: Path, variables: 
     assert "Traceback" not in out
 
 
+@pytest.mark.sandbox
 def test_deploy_bundle_runs_on_stock_locust(sb: Sandbox, tmp_path: Path) -> None:
     """deploy/'s master and worker as the stock image runs them: only the ConfigMap's files
     (the playbook package cannot be imported), the shape from its plan.json."""
@@ -134,6 +138,7 @@ def test_deploy_bundle_runs_on_stock_locust(sb: Sandbox, tmp_path: Path) -> None
     assert int(total[2]) > 10 and int(total[3]) == 0, stats  # requests, none failed
 
 
+@pytest.mark.sandbox
 def test_master_for_stock_workers_started_elsewhere(sb: Sandbox, tmp_path: Path) -> None:
     """deploy/: `playbook load --expect-workers` is the master for stock `locust --worker`s."""
     port = free_port_block(1)
@@ -163,6 +168,7 @@ def test_master_for_stock_workers_started_elsewhere(sb: Sandbox, tmp_path: Path)
     assert s["totals"]["checks_passed"] == 2 * s["totals"]["requests"]
 
 
+@pytest.mark.sandbox
 def test_playbook_load_runs_the_same_ramp(sb: Sandbox, tmp_path: Path) -> None:
     run = playbook_load(sb.path, tmp_path, "--profile", "ramp")
     assert run.code == 0, run.output
@@ -173,13 +179,15 @@ def test_playbook_load_runs_the_same_ramp(sb: Sandbox, tmp_path: Path) -> None:
 # --- what deploy/ ships ---------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_deploy_configmap_is_current() -> None:
     proc = subprocess.run([sys.executable, "deploy/make_configmap.py", "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cm = yaml.safe_load((DEPLOY / "locust-configmap.yaml").read_text())
     assert cm["data"]["locustfile.py"] == (ROOT / "loadtests" / "locustfile.py").read_text()
-    assert cm["data"]["loadclient.py"] == (ROOT / "playbook" / "loadclient.py").read_text()
+    for name in ("loadclient", "loadwire", "loadplan"):
+        assert cm["data"][f"{name}.py"] == (ROOT / "playbook" / f"{name}.py").read_text()
     plan = json.loads(cm["data"]["plan.json"])
     assert plan["source"] == "production load.profiles.gate" and plan["tls_verify"] is True
     docs = [d for f in ("locust-master.yaml", "locust-worker.yaml")
@@ -195,6 +203,7 @@ def test_deploy_configmap_is_current() -> None:
             assert container["volumeMounts"][0]["mountPath"] == "/mnt/locust"
 
 
+@pytest.mark.unit
 def test_deploy_image_is_the_installed_locust() -> None:
     """pyproject pins Locust exactly; the install resolves that pin; the image is that tag."""
     pin = re.search(r'"locust==([0-9][^"]*)"', (ROOT / "pyproject.toml").read_text())

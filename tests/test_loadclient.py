@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+pytestmark = pytest.mark.unit  # loopback servers and a driver process, no sandbox
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ["playbook", "fasthttp"]
 LARGE = hashlib.sha256(b"seed").digest() * (8 * 1024 * 1024 // 32)  # 8 MiB
